@@ -1,0 +1,48 @@
+package applier
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ChildError is a failure the confined child reported. It unwraps to an
+// errdefs kind: errdefs.ErrInvalidArgument for invalid layer content,
+// errdefs.ErrResourceExhausted (and syscall.ENOSPC) for a full target, and
+// errdefs.ErrNotFound for a missing path named by the request.
+type ChildError struct {
+	// Layer is the digest of the layer being applied.
+	Layer digest.Digest
+	// Stage is what the child was doing: "options", "confine" or
+	// "extract".
+	Stage string
+	// Entry is the tar entry being applied, if the failure has one.
+	Entry string
+	// Message is the child's error text.
+	Message string
+	// Kind is the child's classification of the failure.
+	Kind string
+}
+
+// Error returns the layer, the entry and the child's message.
+func (e *ChildError) Error() string {
+	if e.Entry != "" {
+		return fmt.Sprintf("failed to apply layer %s: %s", e.Layer, e.Message)
+	}
+	return fmt.Sprintf("failed to apply layer %s (%s): %s", e.Layer, e.Stage, e.Message)
+}
+
+// Unwrap returns the errdefs kind of the failure.
+func (e *ChildError) Unwrap() []error {
+	switch e.Kind {
+	case errKindInvalid:
+		return []error{errdefs.ErrInvalidArgument}
+	case errKindNoSpace:
+		return []error{errdefs.ErrResourceExhausted, syscall.ENOSPC}
+	case errKindNotFound:
+		return []error{errdefs.ErrNotFound}
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package applier
+
+import (
+	"github.com/chroot-applier/containerd-chroot-applier/mount"
+)
+
+// childName is the argv[0] under which the re-executed binary acts as the
+// child.
+const childName = "containerd-chroot-applier-child"
+
+// childOptionsFD is the descriptor on which the child reads its options.
+// Descriptors 0 to 2 are the tar stream, the result and the child's log.
+const childOptionsFD = 3
+
+// childOptions is what the parent sends the child, as JSON, on the options
+// pipe. Options travel on a pipe rather than in the environment so that they
+// are not visible in /proc/PID/environ and have no size limit.
+type childOptions struct {
+	// Layer is the layer digest, used in error messages only.
+	Layer string `json:"layer"`
+	// Target is where to extract.
+	Target mount.Target `json:"target"`
+	// SyncFs asks the child to syncfs the target before it reports success.
+	SyncFs bool `json:"syncFs,omitempty"`
+}
+
+// childResult is what the child writes, as one JSON object, on stdout.
+// Exactly one of Error and the counters is meaningful.
+type childResult struct {
+	// Size is the sum of the entries' header sizes.
+	Size int64 `json:"size"`
+	// Entries is the number of tar entries read.
+	Entries int64 `json:"entries"`
+	// Root says how the child confined itself: "pivot_root" or "chroot".
+	Root string `json:"root,omitempty"`
+	// Warnings lists entries that were skipped or changed, at most
+	// maxWarnings of them.
+	Warnings []childWarning `json:"warnings,omitempty"`
+	// WarningsDropped counts the warnings beyond maxWarnings.
+	WarningsDropped int `json:"warningsDropped,omitempty"`
+	// Error is set when the child failed.
+	Error *childError `json:"error,omitempty"`
+}
+
+// maxWarnings bounds the warnings a child reports, so that a layer with
+// millions of skipped entries cannot flood the parent's log.
+const maxWarnings = 100
+
+// childWarning is an entry the child skipped or changed.
+type childWarning struct {
+	Entry  string `json:"entry"`
+	Reason string `json:"reason"`
+}
+
+// childError is a failure inside the child.
+type childError struct {
+	// Kind is one of the errKind values.
+	Kind string `json:"kind"`
+	// Stage is what the child was doing: "options", "confine" or
+	// "extract".
+	Stage string `json:"stage"`
+	// Entry is the tar entry being applied, if any.
+	Entry string `json:"entry,omitempty"`
+	// Message is the error text.
+	Message string `json:"message"`
+}
+
+// Kinds of child error, mapped to errdefs kinds by the parent.
+const (
+	errKindInvalid  = "invalid"   // the layer's content is invalid
+	errKindNoSpace  = "no-space"  // the target file system is full
+	errKindNotFound = "not-found" // a path the request names does not exist
+	errKindInternal = "internal"  // anything else
+)
