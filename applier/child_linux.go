@@ -149,6 +149,10 @@ func failure(stage string, err error) childResult {
 		ce.Kind = errKindNoSpace
 	case errors.Is(err, syscall.ENOENT) && stage != "extract":
 		ce.Kind = errKindNotFound
+	case errors.Is(err, syscall.ENODEV) && stage == "confine":
+		// mount(2) returns ENODEV for a file system type the kernel has
+		// neither built in nor can load as a module.
+		ce.Kind = errKindUnsupported
 	}
 	return childResult{Error: ce}
 }

@@ -10,8 +10,10 @@ import (
 
 // ChildError is a failure the confined child reported. It unwraps to an
 // errdefs kind: errdefs.ErrInvalidArgument for invalid layer content,
-// errdefs.ErrResourceExhausted (and syscall.ENOSPC) for a full target, and
-// errdefs.ErrNotFound for a missing path named by the request.
+// errdefs.ErrResourceExhausted (and syscall.ENOSPC) for a full target,
+// errdefs.ErrNotFound for a missing path named by the request, and
+// errdefs.ErrNotImplemented for a mount whose file system type the kernel
+// does not have.
 type ChildError struct {
 	// Layer is the digest of the layer being applied.
 	Layer digest.Digest
@@ -43,6 +45,8 @@ func (e *ChildError) Unwrap() []error {
 		return []error{errdefs.ErrResourceExhausted, syscall.ENOSPC}
 	case errKindNotFound:
 		return []error{errdefs.ErrNotFound}
+	case errKindUnsupported:
+		return []error{errdefs.ErrNotImplemented}
 	}
 	return nil
 }

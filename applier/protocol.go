@@ -67,8 +67,9 @@ type childError struct {
 
 // Kinds of child error, mapped to errdefs kinds by the parent.
 const (
-	errKindInvalid  = "invalid"   // the layer's content is invalid
-	errKindNoSpace  = "no-space"  // the target file system is full
-	errKindNotFound = "not-found" // a path the request names does not exist
-	errKindInternal = "internal"  // anything else
+	errKindInvalid     = "invalid"     // the layer's content is invalid
+	errKindNoSpace     = "no-space"    // the target file system is full
+	errKindNotFound    = "not-found"   // a path the request names does not exist
+	errKindUnsupported = "unsupported" // the kernel has no file system of a mount's type
+	errKindInternal    = "internal"    // anything else
 )
