@@ -79,8 +79,9 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		var ce *ChildError
 		if errors.As(waitErr, &ce) {
 			ce.Layer = desc.Digest
+			return Result{}, waitErr
 		}
-		return Result{}, waitErr
+		return Result{}, fmt.Errorf("failed to apply layer %s: %w", desc.Digest, waitErr)
 	}
 	if copyErr == nil {
 		// Bytes after the compressed stream (gzip junk) still count for the
