@@ -58,7 +58,8 @@ func relNewStore(t testing.TB) content.Store {
 }
 
 // relWriteLayer streams the tar that build writes into store, gzip
-// compressed when mediaType says so, and returns the blob's descriptor.
+// compressed when mediaType is a gzip type, and returns the blob's
+// descriptor.
 func relWriteLayer(t testing.TB, store content.Store, mediaType string,
 	build func(tw *tar.Writer) error) ocispec.Descriptor {
 	t.Helper()
@@ -347,7 +348,9 @@ func relCheckNoLeaks(t testing.TB, before relHostState) {
 }
 
 // relManifest describes every file under root, one line per path: type and
-// mode, owner, size, content digest or link target, and modification time.
+// mode, owner, link count, size, content digest or link target, and the
+// modification and change times. The change time catches a new hardlink to
+// a file or a changed attribute.
 func relManifest(t testing.TB, root string) string {
 	t.Helper()
 	var b strings.Builder
@@ -361,7 +364,7 @@ func relManifest(t testing.TB, root string) string {
 		}
 		st := fi.Sys().(*syscall.Stat_t)
 		rel, _ := filepath.Rel(root, path)
-		fmt.Fprintf(&b, "%s %v %d:%d %d", rel, fi.Mode(), st.Uid, st.Gid, fi.Size())
+		fmt.Fprintf(&b, "%s %v %d:%d %d %d", rel, fi.Mode(), st.Uid, st.Gid, st.Nlink, fi.Size())
 		switch {
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(path)
@@ -377,7 +380,7 @@ func relManifest(t testing.TB, root string) string {
 			}
 			fmt.Fprintf(&b, " -> %s", link)
 		}
-		fmt.Fprintf(&b, " %d\n", fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, " %d %d\n", fi.ModTime().UnixNano(), time.Unix(st.Ctim.Unix()).UnixNano())
 		return nil
 	})
 	if err != nil {
@@ -404,8 +407,9 @@ func relMakeSentinel(t testing.TB, dir string) {
 }
 
 // relInterruptBigApply starts applying the large layer, waits until the
-// child has written several of its files, calls interrupt, and returns the
-// error of the apply and how long it took to return after the interrupt.
+// child has written several of its files and calls interrupt. It returns
+// the layer, the time the apply took to return after the interrupt, and
+// the apply's error.
 func relInterruptBigApply(t *testing.T, interrupt func(cancel context.CancelFunc)) (
 	ocispec.Descriptor, time.Duration, error) {
 	t.Helper()
