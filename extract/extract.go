@@ -1,11 +1,14 @@
 package extract
 
 import (
+	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 )
 
 // Whiteouts selects how OCI whiteout entries (".wh.NAME" and the opaque
@@ -65,7 +68,90 @@ func (e *EntryError) Error() string { return fmt.Sprintf("entry %q: %v", e.Entry
 // Unwrap returns the underlying error.
 func (e *EntryError) Unwrap() error { return e.Err }
 
-// Apply reads the tar stream r and applies it to opts.Root.
+// readBufferSize is the size of the buffer under the tar reader, and
+// copyBufferSize the size of the buffer file contents are copied through.
+const (
+	readBufferSize = 1 << 20
+	copyBufferSize = 1 << 20
+)
+
+// Apply reads the tar stream r and applies it to opts.Root. It must run in a
+// process whose root is the target (Root "/"): names, symlinks and ".." in
+// the layer are resolved by the kernel and are only as contained as that
+// root is.
+//
+// The resulting tree is the one containerd's walking differ (pkg/archive
+// Apply, containerd 2.x) produces from the same layer and target: modes
+// including setuid, setgid and sticky bits, numeric owners (names in the
+// headers are never looked up), xattrs from SCHILY.xattr PAX records,
+// symlinks with their own owners and times, hardlinks, devices, fifos,
+// whiteouts and opaque markers in the selected form, implied parent
+// directories with the attributes of the first lowerdir that has them, and
+// directory times set after all entries. Entry names are cleaned and made
+// relative, so "../x" and "/x" land at "x"; an entry naming the root itself
+// is ignored.
+//
+// Apply deliberately differs from the walking differ where the walking
+// differ fails or leaves a tree that the merged overlay mount would not
+// show:
+//   - with OverlayWhiteouts, a hardlink to a file that exists only in a
+//     lowerdir copies the file up into the target first;
+//   - a whiteout hides only lower layers: a file and a whiteout of the same
+//     name in one layer leave the layer's file, and a directory that
+//     replaces a whiteout of the same layer is made opaque;
+//   - a whiteout of the same layer met while creating parent directories is
+//     replaced by an opaque directory instead of failing;
+//   - a PAX global header creates nothing, even when it is named like a
+//     path, and directories created implicitly by this layer count as
+//     created by it, so an opaque marker keeps them;
+//   - a directory entry that a later entry of the layer removed gets no
+//     times instead of failing the apply;
+//   - trusted.* xattrs in the layer are never written (reported through
+//     Warn), so only ".wh..wh..opq" makes a directory opaque.
+//
+// Limits: sparse files are written with their holes as zeros; xattrs of
+// symlinks and device nodes copied up from a lowerdir are not copied; the
+// copy-up lookup does not consult opaque directories of the lowerdirs
+// themselves, only whiteout devices at the looked-up path. Errors are
+// *EntryError values naming the entry; invalid content wraps
+// ErrInvalidLayer, and errors of the file system (ENOSPC among them) stay
+// visible to errors.Is.
 func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
-	return Stats{}, errors.New("extract: not implemented yet")
+	a := newApplier(opts)
+	tr := tar.NewReader(bufio.NewReaderSize(r, readBufferSize))
+	var stats Stats
+	last := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if last == "" {
+				return stats, fmt.Errorf("failed to read first tar header: %v: %w", err, ErrInvalidLayer)
+			}
+			return stats, fmt.Errorf("failed to read tar header after entry %q: %v: %w",
+				last, err, ErrInvalidLayer)
+		}
+		stats.Entries++
+		stats.Size += hdr.Size
+		last = hdr.Name
+
+		if err := a.applyEntry(hdr, tr); err != nil {
+			return stats, &EntryError{Entry: hdr.Name, Err: err}
+		}
+	}
+	if err := a.setDirTimes(); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}
+
+// cleanName turns an entry name into a path relative to the root that
+// cannot climb above it: "" is the root itself.
+func cleanName(name string) string {
+	return path.Clean("/" + name)[1:]
 }

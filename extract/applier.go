@@ -1,0 +1,131 @@
+package extract
+
+import (
+	"archive/tar"
+	"fmt"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// applier is the state of one Apply.
+type applier struct {
+	opts Options
+	root string
+	buf  []byte
+
+	// dirs are the directory entries of the layer, in entry order, whose
+	// times are set once every entry is applied.
+	dirs []dirTime
+	// created holds the resolved paths of the entries and implied parents
+	// this layer created; pending holds created names whose parent may
+	// contain a symlink, resolved into created when a whiteout needs them.
+	created map[string]struct{}
+	pending []string
+	// exactDirs are directories created by this layer under a name with
+	// no symlink in it, so that names below them are their own resolved
+	// path.
+	exactDirs map[string]struct{}
+	// whiteouts holds the resolved paths of the overlay whiteouts this
+	// layer created.
+	whiteouts map[string]struct{}
+	// opaqueDirs are the directories an opaque marker of this layer has
+	// already emptied (DeleteWhiteouts).
+	opaqueDirs map[string]struct{}
+}
+
+type dirTime struct {
+	name  string
+	times [2]unix.Timespec
+}
+
+func newApplier(opts Options) *applier {
+	root := path.Clean(opts.Root)
+	if root == "." {
+		root = "/"
+	}
+	return &applier{
+		opts:       opts,
+		root:       root,
+		buf:        make([]byte, copyBufferSize),
+		created:    map[string]struct{}{},
+		exactDirs:  map[string]struct{}{},
+		whiteouts:  map[string]struct{}{},
+		opaqueDirs: map[string]struct{}{},
+	}
+}
+
+// path returns the absolute path of name, a cleaned relative name.
+func (a *applier) path(name string) string {
+	if name == "" {
+		return a.root
+	}
+	if a.root == "/" {
+		return "/" + name
+	}
+	return a.root + "/" + name
+}
+
+func (a *applier) warn(entry, reason string) {
+	if a.opts.Warn != nil {
+		a.opts.Warn(entry, reason)
+	}
+}
+
+// whiteoutPrefix starts the name of every whiteout entry, and opaqueMarker
+// is the name of the entry that makes its directory opaque.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// applyEntry applies one tar entry; r yields the content of a regular file.
+func (a *applier) applyEntry(hdr *tar.Header, r *tar.Reader) error {
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink: //nolint:staticcheck
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if hdr.Devmajor < 0 || hdr.Devmajor > 0xffffffff || hdr.Devminor < 0 || hdr.Devminor > 0xffffffff {
+			return fmt.Errorf("device number %d:%d out of range: %w",
+				hdr.Devmajor, hdr.Devminor, ErrInvalidLayer)
+		}
+	default:
+		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, ErrInvalidLayer)
+	}
+
+	name := cleanName(hdr.Name)
+	if name == "" {
+		return nil
+	}
+	parent, base := splitName(name)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		if base == opaqueMarker {
+			return a.applyOpaque(hdr, parent)
+		}
+		hidden := base[len(whiteoutPrefix):]
+		if hidden == "" || hidden == "." || hidden == ".." || strings.Contains(hidden, "/") {
+			return fmt.Errorf("invalid whiteout name %q: %w", base, ErrInvalidLayer)
+		}
+		return a.applyWhiteout(hdr, parent, hidden)
+	}
+	return a.createEntry(hdr, name, r)
+}
+
+// splitName splits a cleaned relative name into its parent ("" for the
+// root) and its last component.
+func splitName(name string) (string, string) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return "", name
+	}
+	return name[:i], name[i+1:]
+}
+
+func joinName(parent, base string) string {
+	if parent == "" {
+		return base
+	}
+	return parent + "/" + base
+}

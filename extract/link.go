@@ -1,0 +1,95 @@
+package extract
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// createLink creates a hardlink entry. The target is resolved inside the
+// root with its parents' symlinks followed and its last component not, so a
+// link to a symlink links the symlink. The entry's owner, xattrs and times
+// then apply to the linked inode, and its mode too unless that inode is a
+// symlink. With OverlayWhiteouts, a target found only in a lowerdir is
+// copied up first.
+func (a *applier) createLink(hdr *tar.Header, name string) error {
+	target := cleanName(hdr.Linkname)
+	err := unix.Linkat(unix.AT_FDCWD, a.path(target), unix.AT_FDCWD, a.path(name), 0)
+	if err != nil && !retryable(err) {
+		return fmt.Errorf("failed to link %s to %s: %w", name, hdr.Linkname, err)
+	}
+	resolved := false
+	if err != nil {
+		if name, err = a.linkSlow(hdr, name, target); err != nil {
+			return err
+		}
+		resolved = true
+	}
+	a.recordCreated(name, resolved, false)
+
+	p := a.path(name)
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fmt.Errorf("failed to inspect %s: %w", name, err)
+	}
+	if err := unix.Fchownat(unix.AT_FDCWD, p, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("failed to chown %s to %d:%d: %w", name, hdr.Uid, hdr.Gid, err)
+	}
+	regular := st.Mode&unix.S_IFMT == unix.S_IFREG
+	err = a.applyXattrs(hdr, name, regular, func(key string, value []byte) error {
+		return unix.Lsetxattr(p, key, value, 0)
+	})
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Fchmodat(unix.AT_FDCWD, p, uint32(hdr.Mode&0o7777), 0); err != nil {
+			return fmt.Errorf("failed to chmod %s: %w", name, err)
+		}
+	}
+	times := entryTimes(hdr)
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, times[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("failed to set times of %s: %w", name, err)
+	}
+	return nil
+}
+
+// linkSlow creates the parents of name, clears the way, resolves the target
+// itself and links again, copying the target up from a lowerdir when it is
+// missing. It returns the resolved name.
+func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error) {
+	resolved, _, err := a.prepare(hdr, name)
+	if err != nil {
+		return "", err
+	}
+	targetParent, targetBase := splitName(target)
+	resolvedParent, err := a.resolve(targetParent)
+	if err != nil {
+		return "", err
+	}
+	resolvedTarget := joinName(resolvedParent, targetBase)
+
+	link := func() error {
+		return unix.Linkat(unix.AT_FDCWD, a.path(resolvedTarget), unix.AT_FDCWD, a.path(resolved), 0)
+	}
+	err = link()
+	if errors.Is(err, unix.ENOENT) && a.opts.Whiteouts == OverlayWhiteouts && len(a.opts.Lowers) > 0 {
+		copied, copyErr := a.copyUp(resolvedTarget)
+		if copyErr != nil {
+			return "", copyErr
+		}
+		if copied {
+			a.warn(hdr.Name, "hardlink target exists only in a lowerdir: copied up")
+			err = link()
+		}
+	}
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return "", fmt.Errorf("hardlink target %q not found: %w", hdr.Linkname, ErrInvalidLayer)
+	}
+	if err != nil {
+		return "", fmt.Errorf("failed to link %s to %s: %w", resolved, hdr.Linkname, err)
+	}
+	return resolved, nil
+}

@@ -1,0 +1,250 @@
+package extract
+
+import (
+	"archive/tar"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLinks bounds the symlinks followed while resolving one name, as
+// continuity's fs.RootPath bounds them.
+const maxLinks = 255
+
+// resolve returns name with every symlink in it resolved inside the root:
+// ".." and absolute targets stop at the root, and components that do not
+// exist are kept as they are. It is the slow path's equivalent of
+// continuity's fs.RootPath and of the kernel's lookup in the confined child.
+func (a *applier) resolve(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if _, ok := a.exactDirs[name]; ok {
+		return name, nil
+	}
+	var resolved []string
+	rest := strings.Split(name, "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(resolved) > 0 {
+				resolved = resolved[:len(resolved)-1]
+			}
+			continue
+		}
+		candidate := strings.Join(append(resolved, c), "/")
+		var st unix.Stat_t
+		err := unix.Lstat(a.path(candidate), &st)
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			resolved = append(resolved, c)
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			resolved = append(resolved, c)
+			continue
+		}
+		links++
+		if links > maxLinks {
+			return "", fmt.Errorf("failed to resolve %s: too many symlinks: %w", name, unix.ELOOP)
+		}
+		target, err := os.Readlink(a.path(candidate))
+		if err != nil {
+			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
+		}
+		if strings.HasPrefix(target, "/") {
+			resolved = resolved[:0]
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return strings.Join(resolved, "/"), nil
+}
+
+// existing is what prepare found at an entry's path.
+type existing int
+
+const (
+	existingNone existing = iota
+	existingDir
+	existingRemoved
+	existingOwnWhiteout
+)
+
+// prepare resolves the parent of name, creates it if it is missing and
+// removes what is in the way of the entry: anything but a directory that a
+// directory entry merges with. It returns the resolved name.
+func (a *applier) prepare(hdr *tar.Header, name string) (string, existing, error) {
+	parent, base := splitName(name)
+	resolvedParent, err := a.resolve(parent)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := a.mkparent(resolvedParent); err != nil {
+		return "", 0, err
+	}
+	resolved := joinName(resolvedParent, base)
+
+	var st unix.Stat_t
+	if err := unix.Lstat(a.path(resolved), &st); err != nil {
+		if err == unix.ENOENT {
+			return resolved, existingNone, nil
+		}
+		return "", 0, fmt.Errorf("failed to inspect %s: %w", resolved, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR && hdr.Typeflag == tar.TypeDir {
+		return resolved, existingDir, nil
+	}
+	found := existingRemoved
+	if _, ok := a.whiteouts[resolved]; ok {
+		delete(a.whiteouts, resolved)
+		found = existingOwnWhiteout
+	}
+	if err := a.removeAll(resolved); err != nil {
+		return "", 0, err
+	}
+	return resolved, found, nil
+}
+
+// mkparent makes sure that dir, a resolved name, is a directory, creating it
+// and its missing parents as the walking differ's mkparent does: mode 0755,
+// owned by root, unless a lowerdir has the directory, whose owner, mode,
+// times and xattrs are then copied. A whiteout of this layer in the way is
+// replaced by an opaque directory.
+func (a *applier) mkparent(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	err := unix.Lstat(a.path(dir), &st)
+	if err == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return nil
+		}
+		if _, ok := a.whiteouts[dir]; ok {
+			return a.replaceWhiteout(dir)
+		}
+		return &os.PathError{Op: "mkparent", Path: dir, Err: unix.ENOTDIR}
+	}
+	if err != unix.ENOENT && err != unix.ENOTDIR {
+		return fmt.Errorf("failed to inspect %s: %w", dir, err)
+	}
+
+	parent, _ := splitName(dir)
+	if err := a.mkparent(parent); err != nil {
+		return err
+	}
+	if err := a.mkdir(dir); err != nil {
+		return err
+	}
+	if err := a.copyLowerDir(dir); err != nil {
+		return err
+	}
+	a.recordCreated(dir, true, true)
+	return nil
+}
+
+// mkdir creates dir with mode 0755 whatever the umask and the parent's
+// setgid bit.
+func (a *applier) mkdir(dir string) error {
+	p := a.path(dir)
+	if err := unix.Mkdirat(unix.AT_FDCWD, p, 0o755); err != nil {
+		return fmt.Errorf("failed to create parent directory %s: %w", dir, err)
+	}
+	if err := unix.Fchmodat(unix.AT_FDCWD, p, 0o755, 0); err != nil {
+		return fmt.Errorf("failed to chmod %s: %w", dir, err)
+	}
+	return nil
+}
+
+// replaceWhiteout turns a whiteout of this layer into an opaque directory,
+// which is what creating a file below a deleted path on the merged overlay
+// mount leaves in the upperdir.
+func (a *applier) replaceWhiteout(dir string) error {
+	if err := unix.Unlinkat(unix.AT_FDCWD, a.path(dir), 0); err != nil {
+		return fmt.Errorf("failed to remove whiteout %s: %w", dir, err)
+	}
+	delete(a.whiteouts, dir)
+	if err := a.mkdir(dir); err != nil {
+		return err
+	}
+	a.recordCreated(dir, true, true)
+	return a.setOpaque(dir)
+}
+
+func (a *applier) setOpaque(dir string) error {
+	if err := unix.Setxattr(a.path(dir), opaqueXattr, []byte("y"), 0); err != nil {
+		return fmt.Errorf("failed to mark %s opaque: %w", dir, err)
+	}
+	return nil
+}
+
+// removeAll removes name and everything below it, never following a
+// symlink.
+func (a *applier) removeAll(name string) error {
+	var st unix.Stat_t
+	isDir := unix.Lstat(a.path(name), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if err := os.RemoveAll(a.path(name)); err != nil {
+		return fmt.Errorf("failed to remove %s: %w", name, err)
+	}
+	delete(a.exactDirs, name)
+	if isDir {
+		prefix := name + "/"
+		for d := range a.exactDirs {
+			if strings.HasPrefix(d, prefix) {
+				delete(a.exactDirs, d)
+			}
+		}
+	}
+	return nil
+}
+
+// recordCreated notes that this layer created name. A name that is known to
+// be resolved (its parent was created by this layer under a name without
+// symlinks) is recorded as it is; any other is resolved when a whiteout
+// needs to know.
+func (a *applier) recordCreated(name string, resolved, isDir bool) {
+	parent, _ := splitName(name)
+	if !resolved && parent != "" {
+		if _, ok := a.exactDirs[parent]; !ok {
+			a.pending = append(a.pending, name)
+			return
+		}
+	}
+	a.created[name] = struct{}{}
+	if isDir {
+		a.exactDirs[name] = struct{}{}
+	} else {
+		delete(a.exactDirs, name)
+	}
+}
+
+// resolvePending resolves the created names recorded without resolution.
+// NOTE: they are resolved now, not when they were created, so a symlink in
+// their parents that this layer changed in between gives a stale path.
+func (a *applier) resolvePending() error {
+	parents := map[string]string{}
+	for _, name := range a.pending {
+		parent, base := splitName(name)
+		resolvedParent, ok := parents[parent]
+		if !ok {
+			var err error
+			resolvedParent, err = a.resolve(parent)
+			if err != nil {
+				return err
+			}
+			parents[parent] = resolvedParent
+		}
+		a.created[joinName(resolvedParent, base)] = struct{}{}
+	}
+	a.pending = a.pending[:0]
+	return nil
+}

@@ -1,0 +1,46 @@
+package extract
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// paxXattrPrefix starts the PAX records that carry xattrs.
+const paxXattrPrefix = "SCHILY.xattr."
+
+// opaqueXattr marks an overlay directory opaque.
+const opaqueXattr = "trusted.overlay.opaque"
+
+// applyXattrs writes the xattrs of hdr with set. Like the walking differ it
+// skips, with a warning, trusted.* xattrs (only an opaque marker may make a
+// directory opaque, and no layer may plant overlay redirects), xattrs the
+// file system does not support, and user.* xattrs refused on a file that is
+// neither regular nor a directory. regularOrDir says which kind name is.
+func (a *applier) applyXattrs(hdr *tar.Header, name string, regularOrDir bool,
+	set func(key string, value []byte) error) error {
+	for record, value := range hdr.PAXRecords {
+		key, ok := strings.CutPrefix(record, paxXattrPrefix)
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(key, "trusted.") {
+			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: trusted xattrs from a layer are ignored", key))
+			continue
+		}
+		err := set(key, []byte(value))
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.ENOTSUP):
+			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: not supported by the target", key))
+		case errors.Is(err, unix.EPERM) && strings.HasPrefix(key, "user.") && !regularOrDir:
+			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: user xattrs need a file or directory", key))
+		default:
+			return fmt.Errorf("failed to set xattr %s on %s: %w", key, name, err)
+		}
+	}
+	return nil
+}
