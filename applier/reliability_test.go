@@ -4,12 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chroot-applier/containerd-chroot-applier/applier"
+	"github.com/chroot-applier/containerd-chroot-applier/internal/manifest"
 )
 
 // relBigFiles and relBigFileSize make the large layer: 1 GiB of file data
@@ -347,44 +345,23 @@ func relCheckNoLeaks(t testing.TB, before relHostState) {
 	}
 }
 
-// relManifest describes every file under root, one line per path: type and
-// mode, owner, link count, size, content digest or link target, and the
-// modification and change times. The change time catches a new hardlink to
-// a file or a changed attribute.
+// relManifest describes every path under root, one line each: its
+// manifest entry (type, mode, owner, content, xattrs, modification time)
+// followed by its link count and change time, which catch a new hardlink to
+// the path from outside root.
 func relManifest(t testing.TB, root string) string {
 	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		rel, _ := filepath.Rel(root, path)
-		fmt.Fprintf(&b, "%s %v %d:%d %d %d", rel, fi.Mode(), st.Uid, st.Gid, st.Nlink, fi.Size())
-		switch {
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			fmt.Fprintf(&b, " %s", hex.EncodeToString(sum[:]))
-		case fi.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&b, " -> %s", link)
-		}
-		fmt.Fprintf(&b, " %d %d\n", fi.ModTime().UnixNano(), time.Unix(st.Ctim.Unix()).UnixNano())
-		return nil
-	})
+	m, err := manifest.Build(root)
 	if err != nil {
-		t.Fatalf("failed to walk %s: %v", root, err)
+		t.Fatalf("failed to build manifest of %s: %v", root, err)
+	}
+	var b strings.Builder
+	for _, e := range m.Entries {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, e.Path), &st); err != nil {
+			t.Fatalf("failed to stat %s: %v", e.Path, err)
+		}
+		fmt.Fprintf(&b, "%+v nlink=%d ctime=%d\n", e, st.Nlink, st.Ctim.Nano())
 	}
 	return b.String()
 }
