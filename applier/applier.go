@@ -20,7 +20,8 @@ import (
 // returns errdefs.ErrNotImplemented so that the diff service moves on to the
 // next differ. An Applier is safe for concurrent use.
 type Applier struct {
-	provider content.Provider
+	provider     content.Provider
+	mountManager mount.Manager
 }
 
 var (
@@ -90,6 +91,11 @@ func (a *Applier) ApplyLayer(ctx context.Context, desc ocispec.Descriptor, mount
 	if err := desc.Digest.Validate(); err != nil {
 		return Result{}, fmt.Errorf("invalid layer digest %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
+	mounts, deactivate, err := a.activateMounts(ctx, desc, mounts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer deactivate()
 	target, err := targetmount.Plan(mounts)
 	if err != nil {
 		return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
