@@ -213,3 +213,18 @@ func Layer(t testing.TB, store content.Store, c Compression, entries ...Entry) o
 	}
 	return WriteBlob(t, store, MediaType(c), blob)
 }
+
+// Block is a block device entry.
+func Block(name string, major, minor int64, opts ...Option) Entry {
+	h := tar.Header{Typeflag: tar.TypeBlock, Name: name, Mode: 0o660, Devmajor: major, Devminor: minor}
+	return entry(h, nil, opts)
+}
+
+// Atime sets the access time; the header is written in PAX format so that
+// the time is kept.
+func Atime(t time.Time) Option {
+	return func(h *tar.Header) {
+		h.AccessTime = t
+		h.Format = tar.FormatPAX
+	}
+}
