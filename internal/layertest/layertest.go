@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -227,4 +229,31 @@ func Atime(t time.Time) Option {
 		h.AccessTime = t
 		h.Format = tar.FormatPAX
 	}
+}
+
+// WriteFile stores the blob in the file at path and returns its descriptor
+// with mediaType.
+func WriteFile(t testing.TB, store content.Store, mediaType, path string) ocispec.Descriptor {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dgst, err := digest.FromReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: dgst, Size: size}
+	if err := content.WriteBlob(context.Background(), store, "test-"+dgst.Encoded(), f, desc); err != nil {
+		t.Fatalf("failed to store %s: %v", path, err)
+	}
+	return desc
 }
