@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"golang.org/x/sys/unix"
+)
+
+// Target kinds on the command line.
+const (
+	kindDir     = "dir"
+	kindOverlay = "overlay"
+)
+
+// workspace is the benchmark's temporary directory: a content store that
+// holds the inputs, the lower layers of overlay targets and a directory for
+// the fresh target of each run.
+type workspace struct {
+	root   string
+	store  string
+	lowers []string
+	runs   int
+}
+
+func newWorkspace(parent string) (*workspace, error) {
+	root, err := os.MkdirTemp(parent, "containerd-chroot-applier-bench-")
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{root: root, store: filepath.Join(root, "content")}
+	for i, files := range lowerLayers {
+		dir := filepath.Join(root, fmt.Sprintf("lower%d", i+1))
+		if err := writeTree(dir, files); err != nil {
+			return nil, err
+		}
+		w.lowers = append(w.lowers, dir)
+	}
+	return w, nil
+}
+
+// lowerLayers are the trees of the overlay targets' lowerdirs, uppermost
+// first. They share top-level directories with the inputs, so that an apply
+// takes the attributes of implied parents from them.
+var lowerLayers = []map[string]string{
+	{"etc/hostname": "bench\n", "usr/share/doc/lower1": "lower 1\n", "var/lib/lower1": "1\n"},
+	{"etc/motd": "lower 2\n", "usr/lib/lower2": "lower 2\n", "var/cache/lower2": "2\n"},
+}
+
+func writeTree(root string, files map[string]string) error {
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ingest copies the blob of in into the workspace's content store.
+func (w *workspace) ingest(ctx context.Context, in input) error {
+	cs, err := local.NewStore(w.store)
+	if err != nil {
+		return err
+	}
+	if _, err := cs.Info(ctx, in.Digest); err == nil {
+		return nil
+	}
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = content.WriteBlob(ctx, cs, "bench-"+in.Digest.Encoded(), bufio.NewReaderSize(f, 1<<20),
+		in.descriptor())
+	if err != nil {
+		return fmt.Errorf("failed to ingest %s: %w", in.Name, err)
+	}
+	return nil
+}
+
+// target is a fresh extraction target and the mounts that describe it.
+type target struct {
+	dir    string
+	mounts []mount.Mount
+}
+
+// newTarget creates an empty target of the given kind.
+func (w *workspace) newTarget(kind string) (target, error) {
+	w.runs++
+	dir := filepath.Join(w.root, fmt.Sprintf("run%d", w.runs))
+	switch kind {
+	case kindDir:
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return target{}, err
+		}
+		return target{dir: dir, mounts: []mount.Mount{{
+			Type: "bind", Source: dir, Options: []string{"rbind", "rw"},
+		}}}, nil
+	case kindOverlay:
+		upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+		for _, d := range []string{upper, work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return target{}, err
+			}
+		}
+		lowerdir := w.lowers[0]
+		for _, l := range w.lowers[1:] {
+			lowerdir += ":" + l
+		}
+		return target{dir: dir, mounts: []mount.Mount{{
+			Type:   "overlay",
+			Source: "overlay",
+			Options: []string{
+				"workdir=" + work, "upperdir=" + upper, "lowerdir=" + lowerdir,
+			},
+		}}}, nil
+	}
+	return target{}, fmt.Errorf("unknown target kind %q, expected %s or %s", kind, kindDir, kindOverlay)
+}
+
+// remove deletes the target and waits until the file system has written
+// both the extracted tree and its removal, so that neither is flushed while
+// the next run is timed.
+func (w *workspace) remove(t target) error {
+	if err := w.settle(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(t.dir); err != nil {
+		return err
+	}
+	return w.settle()
+}
+
+// settle runs sync and a syncfs of the workspace's file system.
+func (w *workspace) settle() error {
+	unix.Sync()
+	fd, err := unix.Open(w.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}
+
+func (w *workspace) close() error { return os.RemoveAll(w.root) }
