@@ -580,6 +580,8 @@ func relTargetDir(mounts []mount.Mount) (string, error) {
 type relDaemonStats struct {
 	fds, threads, children, goroutines int
 	rss                                int64
+	// fdTargets lists the descriptors as "FD -> TARGET".
+	fdTargets []string
 }
 
 func (s relDaemonStats) String() string {
@@ -597,6 +599,10 @@ func relReadStats(t *testing.T, pid int, metricsAddress string) relDaemonStats {
 		t.Fatalf("failed to list descriptors of %d: %v", pid, err)
 	}
 	s := relDaemonStats{fds: len(fds), children: len(relChildrenOf(pid))}
+	for _, fd := range fds {
+		link, _ := os.Readlink(filepath.Join(proc, "fd", fd.Name()))
+		s.fdTargets = append(s.fdTargets, fd.Name()+" -> "+link)
+	}
 
 	status, err := os.ReadFile(filepath.Join(proc, "status"))
 	if err != nil {
@@ -614,7 +620,10 @@ func relReadStats(t *testing.T, pid int, metricsAddress string) relDaemonStats {
 		}
 	}
 
-	resp, err := http.Get("http://" + metricsAddress + "/metrics")
+	// Without keep-alive, no connection of this scrape is open at the
+	// next one and counted among the daemon's descriptors.
+	scraper := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := scraper.Get("http://" + metricsAddress + "/metrics")
 	if err != nil {
 		t.Fatalf("failed to read the daemon's metrics: %v", err)
 	}
@@ -795,7 +804,8 @@ func TestRelConcurrentApplies(t *testing.T) {
 		t.Errorf("at most %d child ran at a time, so the test never loaded the daemon", most)
 	}
 	if after.fds > before.fds {
-		t.Errorf("open descriptors grew from %d to %d", before.fds, after.fds)
+		t.Errorf("open descriptors grew from %d to %d: before %q, after %q",
+			before.fds, after.fds, before.fdTargets, after.fdTargets)
 	}
 	if after.goroutines > before.goroutines {
 		t.Errorf("goroutines grew from %d to %d", before.goroutines, after.goroutines)
