@@ -57,7 +57,7 @@ func TestDebianMatchesWalkingDiffer(t *testing.T) {
 			store := lt.NewStore(t)
 			base := lt.WriteFile(t, store, lt.MediaType(c), path)
 			update := lt.Layer(t, store, c, debianUpdate()...)
-			compareWithWalking(t, store, base, update)
+			compareWithWalking(t, store, targetKinds, base, update)
 		})
 	}
 }

@@ -70,6 +70,7 @@ func wantInvalid(t *testing.T, err error, entry string) {
 func TestHostileLayers(t *testing.T) {
 	requireRoot(t)
 	type result struct {
+		kind   targetKind
 		target string
 		m      manifest.Manifest
 	}
@@ -146,6 +147,21 @@ func TestHostileLayers(t *testing.T) {
 			verify: func(t *testing.T, _ string, r result) {
 				wantMissing(t, r.m, "link")
 				wantType(t, r.m, "dir/f", "file")
+			},
+		},
+		{
+			name:  "opaque marker after entries of the same layer",
+			lower: entries(lt.Dir("opq"), lt.File("opq/lower", "x"), lt.Dir("opq/sub"), lt.File("opq/sub/f", "x")),
+			layer: entries(lt.Dir("opq"), lt.File("opq/before", "x"), lt.Opaque("opq"), lt.File("opq/after", "x")),
+			verify: func(t *testing.T, _ string, r result) {
+				wantType(t, r.m, "opq/before", "file")
+				wantType(t, r.m, "opq/after", "file")
+				if r.kind == overlayTarget {
+					wantOpaque(t, r.m, "opq")
+					return
+				}
+				wantMissing(t, r.m, "opq/lower")
+				wantMissing(t, r.m, "opq/sub")
 			},
 		},
 		{
@@ -240,7 +256,7 @@ func TestHostileLayers(t *testing.T) {
 					t.Fatalf("apply failed: %v", err)
 				}
 				top := s.dirs[len(s.dirs)-1]
-				tc.verify(t, sent.dir, result{target: top, m: buildManifest(t, top)})
+				tc.verify(t, sent.dir, result{kind: kind, target: top, m: buildManifest(t, top)})
 			})
 		}
 	}

@@ -18,7 +18,7 @@ func TestSimpleLayer(t *testing.T) {
 		lt.File("etc/hosts", "127.0.0.1 localhost\n"),
 		lt.Symlink("etc/link", "hosts"),
 	)
-	compareWithWalking(t, store, layer)
+	compareWithWalking(t, store, targetKinds, layer)
 }
 
 func TestChildConfinesWithPivotRoot(t *testing.T) {

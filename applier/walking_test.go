@@ -1,6 +1,7 @@
 package applier_test
 
 import (
+	"fmt"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -25,10 +26,25 @@ func capNetRaw() string {
 func TestMatchesWalkingDiffer(t *testing.T) {
 	requireRoot(t)
 	old := time.Unix(1000000000, 123456789)
+	chain := []lt.Entry{lt.Dir("real")}
+	for i := 0; i < 50; i++ {
+		target := fmt.Sprintf("l%d", i+1)
+		if i == 49 {
+			target = "real"
+		}
+		chain = append(chain, lt.Symlink(fmt.Sprintf("l%d", i), target))
+	}
+	chain = append(chain, lt.File("l0/f", "beyond the kernel's 40 links"))
+
 	cases := []struct {
 		name   string
 		layers [][]lt.Entry
 	}{
+		{"symlink chain longer than the kernel follows", [][]lt.Entry{chain}},
+		{"hardlink to a file of an earlier layer", [][]lt.Entry{
+			{lt.File("a", "x", lt.Owner(1, 1))},
+			{lt.Link("b", "a", lt.Owner(2, 2), lt.Mode(0o600))},
+		}},
 		{"modes and owners", [][]lt.Entry{{
 			lt.Dir("bin", lt.Owner(0, 0)),
 			lt.File("bin/suid", "x", lt.Mode(0o4755), lt.Owner(1000, 1000)),
@@ -159,6 +175,9 @@ func TestMatchesWalkingDiffer(t *testing.T) {
 			lt.File("f", "x"),
 		}}},
 	}
+	// The walking differ cannot link to a file of a lower layer on an
+	// overlay target; TestDiffersFromWalking pins what we do there.
+	bindOnly := map[string]bool{"hardlink to a file of an earlier layer": true}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			store := lt.NewStore(t)
@@ -166,7 +185,11 @@ func TestMatchesWalkingDiffer(t *testing.T) {
 			for _, entries := range tc.layers {
 				layers = append(layers, lt.Layer(t, store, "", entries...))
 			}
-			compareWithWalking(t, store, layers...)
+			kinds := targetKinds
+			if bindOnly[tc.name] {
+				kinds = []targetKind{bindTarget}
+			}
+			compareWithWalking(t, store, kinds, layers...)
 		})
 	}
 }
