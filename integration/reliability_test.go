@@ -348,15 +348,15 @@ func TestRelDaemonKilledDuringPull(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	d.kill(t)
 
-	gone := false
+	exited := false
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
 		if state, _, ok := relProcState(child); !ok || state == "Z" {
-			gone = true
+			exited = true
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !gone {
+	if !exited {
 		t.Errorf("child %d of the killed daemon still runs 5s later", child)
 	}
 
@@ -404,8 +404,8 @@ func TestRelDaemonKilledDuringPull(t *testing.T) {
 	relCheckBigSnapshot(t, snapshots[0].Dir)
 }
 
-// TestRelSocketRejectsNonRoot connects to the daemon's socket as nobody
-// with ctr, and as root for comparison.
+// TestRelSocketRejectsNonRoot connects to the daemon's socket with ctr as
+// uid 65534 (nobody), and as root for comparison.
 func TestRelSocketRejectsNonRoot(t *testing.T) {
 	e := setup(t)
 	// A directory that everyone may traverse, so that only the socket's
@@ -503,9 +503,11 @@ func relSmallLayer(i int) []byte {
 			panic(err)
 		}
 	}
+
 	root := fmt.Sprintf("layer%02d/", i)
 	write(&tar.Header{Name: root, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
 	write(&tar.Header{Name: root + "sub/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 1000}, nil)
+
 	modes := []int64{0o644, 0o600, 0o755, 0o4755}
 	for f := range 8 {
 		data := make([]byte, rng.IntN(256<<10))
@@ -515,12 +517,14 @@ func relSmallLayer(i int) []byte {
 		write(&tar.Header{Name: fmt.Sprintf("%sf%d", root, f), Typeflag: tar.TypeReg,
 			Mode: modes[f%len(modes)], Uid: f * 100, Gid: f * 10}, data)
 	}
+
 	write(&tar.Header{Name: root + "sub/data", Typeflag: tar.TypeReg, Mode: 0o640,
 		PAXRecords: map[string]string{"SCHILY.xattr.user.reliability": strconv.Itoa(i)}},
 		[]byte("xattr\n"))
 	write(&tar.Header{Name: root + "link", Typeflag: tar.TypeSymlink, Linkname: "f0"}, nil)
 	write(&tar.Header{Name: root + "hard", Typeflag: tar.TypeLink, Linkname: root + "f1"}, nil)
 	write(&tar.Header{Name: root + "fifo", Typeflag: tar.TypeFifo, Mode: 0o600}, nil)
+
 	if err := tw.Close(); err != nil {
 		panic(err)
 	}
@@ -737,12 +741,12 @@ func TestRelConcurrentApplies(t *testing.T) {
 	stopWatch := make(chan struct{})
 	maxChildren := make(chan int, 1)
 	go func() {
-		most := 0
+		maxSeen := 0
 		for {
-			most = max(most, len(relChildrenOf(d.pid())))
+			maxSeen = max(maxSeen, len(relChildrenOf(d.pid())))
 			select {
 			case <-stopWatch:
-				maxChildren <- most
+				maxChildren <- maxSeen
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
@@ -779,7 +783,7 @@ func TestRelConcurrentApplies(t *testing.T) {
 	}
 	wg.Wait()
 	close(stopWatch)
-	most := <-maxChildren
+	maxSeen := <-maxChildren
 
 	after := relReadStats(t, d.pid(), metricsAddress)
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
@@ -790,18 +794,18 @@ func TestRelConcurrentApplies(t *testing.T) {
 		after = relReadStats(t, d.pid(), metricsAddress)
 	}
 	t.Logf("%d applies by %d clients in %v, %d failed, at most %d children at once",
-		applies.Load(), relConcurrentClients, relConcurrencyDuration(), failures.Load(), most)
+		applies.Load(), relConcurrentClients, relConcurrencyDuration(), failures.Load(), maxSeen)
 	t.Logf("daemon after the load:  %v", after)
 
 	for _, err := range firstErr {
 		t.Errorf("apply failed: %v", err)
 	}
-	if most > relMaxApplies {
+	if maxSeen > relMaxApplies {
 		t.Errorf("the daemon ran %d children at once, more than max_concurrent_applies = %d",
-			most, relMaxApplies)
+			maxSeen, relMaxApplies)
 	}
-	if most < 2 {
-		t.Errorf("at most %d child ran at a time, so the test never loaded the daemon", most)
+	if maxSeen < 2 {
+		t.Errorf("at most %d child ran at a time, so the test never loaded the daemon", maxSeen)
 	}
 	if after.fds > before.fds {
 		t.Errorf("open descriptors grew from %d to %d: before %q, after %q",
