@@ -18,10 +18,11 @@ type applier struct {
 	// dirs are the directory entries of the layer, in entry order, whose
 	// times are set once every entry is applied.
 	dirs []dirTime
-	// created holds the resolved paths of the entries and implied parents
-	// this layer created; pending holds created names whose parent may
-	// contain a symlink, resolved into created when a whiteout needs them.
+	// created contains the resolved paths of the entries and implied
+	// parents this layer created.
 	created map[string]struct{}
+	// pending contains created names whose parent may contain a symlink.
+	// They are resolved into created when a whiteout needs them.
 	pending []string
 	// exactDirs are directories created by this layer under a name with
 	// no symlink in it, so that names below them are their own resolved

@@ -9,11 +9,11 @@ import (
 )
 
 // copyUp copies name from the first lowerdir that has it into the target,
-// as overlayfs copies a file up before it links it: content, owner, mode,
-// non-trusted xattrs and times, a symlink as a symlink and a device node as
-// a device node. Its missing parents are created as implied parents. It
-// returns false when no lowerdir has name, or when the first one that has
-// it holds a whiteout there.
+// as overlayfs copies a file up before it links it. Content, owner, mode,
+// non-trusted xattrs and times are copied. A symlink is copied as a
+// symlink and a device node as a device node, and missing parents are
+// created as implied parents. It returns false when no lowerdir has name,
+// or when the first one that has it holds a whiteout there.
 //
 // The xattrs of symlinks and device nodes are not copied, because they can
 // only be read through a path, and a path into a lowerdir is not scoped.

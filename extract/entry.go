@@ -10,8 +10,8 @@ import (
 )
 
 // createEntry creates a non-whiteout entry. It first lets the kernel resolve
-// the name; only when that fails because a parent is missing or something
-// is in the way does it resolve the name itself, create the parents and
+// the name. Only when that fails, because a parent is missing or something
+// is in the way, does it resolve the name itself, create the parents and
 // clear the way.
 func (a *applier) createEntry(hdr *tar.Header, name string, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeLink {

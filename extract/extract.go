@@ -76,45 +76,46 @@ const (
 )
 
 // Apply reads the tar stream r and applies it to opts.Root. It must run in a
-// process whose root is the target (Root "/"): names, symlinks and ".." in
-// the layer are resolved by the kernel and are only as contained as that
-// root is.
+// process whose root is the target, with Root "/", because names, symlinks
+// and ".." in the layer are resolved by the kernel and are only as
+// contained as that root is.
 //
 // The resulting tree is the one containerd's walking differ (pkg/archive
-// Apply, containerd 2.x) produces from the same layer and target: modes
-// including setuid, setgid and sticky bits, numeric owners (names in the
-// headers are never looked up), xattrs from SCHILY.xattr PAX records,
-// symlinks with their own owners and times, hardlinks, devices, fifos,
-// whiteouts and opaque markers in the selected form, implied parent
-// directories with the attributes of the first lowerdir that has them, and
-// directory times set after all entries. Entry names are cleaned and made
-// relative, so "../x" and "/x" land at "x"; an entry naming the root itself
-// is ignored.
+// Apply, containerd 2.4) produces from the same layer and target. That
+// covers modes with setuid, setgid and sticky bits, and numeric owners,
+// because names in the headers are never looked up. It also covers xattrs
+// from SCHILY.xattr PAX records, symlinks with their own owners and times,
+// hardlinks, devices, fifos, and whiteouts and opaque markers in the
+// selected form. Implied parent directories get the attributes of the first
+// lowerdir that has them, and directory times are set after all entries.
+// Entry names are cleaned and made relative, so "../x" and "/x" land at
+// "x". An entry naming the root itself is ignored. trusted.* xattrs in the
+// layer are never written and are reported through Warn, so only
+// ".wh..wh..opq" makes a directory opaque.
 //
 // Apply deliberately differs from the walking differ where the walking
 // differ fails or leaves a tree that the merged overlay mount would not
 // show:
-//   - with OverlayWhiteouts, a hardlink to a file that exists only in a
-//     lowerdir copies the file up into the target first;
-//   - a whiteout hides only lower layers: a file and a whiteout of the same
+//   - With OverlayWhiteouts, a hardlink to a file that exists only in a
+//     lowerdir copies the file up into the target first.
+//   - A whiteout hides only lower layers. A file and a whiteout of the same
 //     name in one layer leave the layer's file, and a directory that
-//     replaces a whiteout of the same layer is made opaque;
-//   - a whiteout of the same layer met while creating parent directories is
-//     replaced by an opaque directory instead of failing;
-//   - a PAX global header creates nothing, even when it is named like a
-//     path, and directories created implicitly by this layer count as
-//     created by it, so an opaque marker keeps them;
-//   - a directory entry that a later entry of the layer removed gets no
-//     times instead of failing the apply;
-//   - trusted.* xattrs in the layer are never written (reported through
-//     Warn), so only ".wh..wh..opq" makes a directory opaque.
+//     replaces a whiteout of the same layer is made opaque.
+//   - A whiteout of the same layer met while creating parent directories is
+//     replaced by an opaque directory instead of failing the apply.
+//   - A PAX global header creates nothing, even when it is named like a
+//     path.
+//   - Parent directories this layer created implicitly count as created by
+//     it, so an opaque marker keeps them.
+//   - A directory entry that a later entry of the layer removed gets no
+//     times instead of failing the apply.
 //
-// Limits: sparse files are written with their holes as zeros; xattrs of
-// symlinks and device nodes copied up from a lowerdir are not copied; the
-// copy-up lookup does not consult opaque directories of the lowerdirs
-// themselves, only whiteout devices at the looked-up path. Errors are
-// *EntryError values naming the entry; invalid content wraps
-// ErrInvalidLayer, and errors of the file system (ENOSPC among them) stay
+// Limits: sparse files are written with their holes as zeros. Copy-up does
+// not copy the xattrs of symlinks and device nodes, and its lookup stops at
+// whiteout devices but does not consult opaque directories of the lowerdirs.
+//
+// Errors are *EntryError values naming the entry. Invalid content wraps
+// ErrInvalidLayer, and errors of the file system, ENOSPC among them, stay
 // visible to errors.Is.
 func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	a := newApplier(opts)

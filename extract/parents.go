@@ -69,7 +69,7 @@ func (a *applier) resolve(name string) (string, error) {
 	return strings.Join(resolved, "/"), nil
 }
 
-// existing is what prepare found at an entry's path.
+// existing is the kind of file prepare found at an entry's path.
 type existing int
 
 const (
@@ -114,11 +114,11 @@ func (a *applier) prepare(hdr *tar.Header, name string) (string, existing, error
 	return resolved, found, nil
 }
 
-// mkparent makes sure that dir, a resolved name, is a directory, creating it
-// and its missing parents as the walking differ's mkparent does: mode 0755,
-// owned by root, unless a lowerdir has the directory, whose owner, mode,
-// times and xattrs are then copied. A whiteout of this layer in the way is
-// replaced by an opaque directory.
+// mkparent makes sure that dir, a resolved name, is a directory. Like the
+// walking differ's mkparent, it creates dir and its missing parents with
+// mode 0755 and root as owner, unless a lowerdir has the directory. Then
+// the owner, mode, times and xattrs of the lower directory are copied. A
+// whiteout of this layer in the way is replaced by an opaque directory.
 func (a *applier) mkparent(dir string) error {
 	if dir == "" {
 		return nil
@@ -207,9 +207,9 @@ func (a *applier) removeAll(name string) error {
 	return nil
 }
 
-// recordCreated notes that this layer created name. A name that is known to
-// be resolved (its parent was created by this layer under a name without
-// symlinks) is recorded as it is; any other is resolved when a whiteout
+// recordCreated notes that this layer created name. A name is recorded as
+// it is when resolved is set or when this layer created its parent under a
+// name without symlinks. Any other name is resolved later, when a whiteout
 // needs to know.
 func (a *applier) recordCreated(name string, resolved, isDir bool) {
 	parent, _ := splitName(name)

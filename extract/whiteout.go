@@ -9,9 +9,9 @@ import (
 )
 
 // applyWhiteout applies ".wh.HIDDEN" in parent. A whiteout hides only lower
-// layers, so an entry of this same layer at that path stays; with
-// OverlayWhiteouts a directory of this layer is made opaque instead, and
-// with DeleteWhiteouts the lower-layer content below it is removed.
+// layers, so an entry of this same layer at that path stays. If that entry
+// is a directory, OverlayWhiteouts makes it opaque and DeleteWhiteouts
+// removes the lower-layer content below it.
 func (a *applier) applyWhiteout(hdr *tar.Header, parent, hidden string) error {
 	resolvedParent, err := a.resolve(parent)
 	if err != nil {

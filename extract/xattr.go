@@ -15,11 +15,12 @@ const paxXattrPrefix = "SCHILY.xattr."
 // opaqueXattr marks an overlay directory opaque.
 const opaqueXattr = "trusted.overlay.opaque"
 
-// applyXattrs writes the xattrs of hdr with set. Like the walking differ it
-// skips, with a warning, trusted.* xattrs (only an opaque marker may make a
-// directory opaque, and no layer may plant overlay redirects), xattrs the
-// file system does not support, and user.* xattrs refused on a file that is
-// neither regular nor a directory. regularOrDir says which kind name is.
+// applyXattrs writes the xattrs of hdr with set. Like the walking differ, it
+// skips three kinds with a warning. trusted.* xattrs are skipped because
+// only an opaque marker may make a directory opaque and no layer may plant
+// overlay redirects. Also skipped are xattrs the file system does not
+// support, and user.* xattrs rejected on a file that is neither regular nor
+// a directory. regularOrDir tells which kind of file name is.
 func (a *applier) applyXattrs(hdr *tar.Header, name string, regularOrDir bool,
 	set func(key string, value []byte) error) error {
 	for record, value := range hdr.PAXRecords {
