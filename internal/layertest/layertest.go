@@ -65,12 +65,12 @@ func entry(h tar.Header, content []byte, opts []Option) Entry {
 	return Entry{Header: h, Content: content}
 }
 
-// Dir is a directory entry, mode 0755 unless an option says otherwise.
+// Dir is a directory entry, mode 0755 unless an option sets another.
 func Dir(name string, opts ...Option) Entry {
 	return entry(tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}, nil, opts)
 }
 
-// File is a regular file entry, mode 0644 unless an option says otherwise.
+// File is a regular file entry, mode 0644 unless an option sets another.
 func File(name, content string, opts ...Option) Entry {
 	h := tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(content))}
 	return entry(h, []byte(content), opts)
