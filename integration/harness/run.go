@@ -23,8 +23,9 @@ func (c *Containerd) Crictl(ctx context.Context, args ...string) (string, error)
 		append([]string{"--config", filepath.Join(c.Dir, "crictl.yaml")}, args...)...)
 }
 
-// run runs name with args and returns its standard output. Standard error,
-// where ctr writes warnings and its error message, goes into the error.
+// run runs name with args and returns its standard output. On failure the
+// error contains the last lines of standard output (ctr's progress display
+// repeats itself) and all of standard error, where ctr writes its message.
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -32,7 +33,16 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w\nstdout:\n%s\nstderr:\n%s",
-			name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+			name, strings.Join(args, " "), err, lastLines(stdout.String(), 20), stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -116,26 +116,36 @@ type Products struct {
 // compiled in from the module that contains the working directory, into dir.
 // Both are built with CGO_ENABLED=0, as a release would be.
 func BuildProducts(ctx context.Context, dir string) (Products, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return Products{}, fmt.Errorf("failed to find the module root: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
 	p := Products{
 		Daemon:     filepath.Join(dir, "containerd-chroot-applier"),
 		Containerd: filepath.Join(dir, "containerd-chroot"),
 	}
-	builds := []struct{ out, pkg string }{
-		{p.Daemon, "./cmd/containerd-chroot-applier"},
-		{p.Containerd, "./integration/cmd/containerd-chroot"},
+	if err := build(ctx, p.Daemon, "./cmd/containerd-chroot-applier"); err != nil {
+		return Products{}, err
 	}
-	for _, b := range builds {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return Products{}, fmt.Errorf("failed to build %s: %w\n%s", b.pkg, err, out)
-		}
+	if err := build(ctx, p.Containerd, "./integration/cmd/containerd-chroot"); err != nil {
+		return Products{}, err
 	}
 	return p, nil
+}
+
+// BuildDaemon builds only the applier daemon into dir and returns its path.
+func BuildDaemon(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "containerd-chroot-applier")
+	return out, build(ctx, out, "./cmd/containerd-chroot-applier")
+}
+
+// build runs go build for pkg, relative to the module root, with cgo off.
+func build(ctx context.Context, out, pkg string) error {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("failed to find the module root: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to build %s: %w\n%s", pkg, err, output)
+	}
+	return nil
 }

@@ -1,0 +1,54 @@
+# Build, test and demo targets. Every target that starts containerd needs
+# root; see README.md.
+
+GO            ?= go
+BIN           := bin
+PKG           := github.com/chroot-applier/containerd-chroot-applier
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT        ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS       := -s -w -X $(PKG)/internal/version.Version=$(VERSION) \
+                 -X $(PKG)/internal/version.Commit=$(COMMIT)
+# The whole suite takes about ten minutes on two cores once the tools are
+# cached; the timeout leaves room for a first run that builds containerd.
+TEST_TIMEOUT  ?= 30m
+TEST_FLAGS    ?=
+BENCH_ARGS    ?=
+FUZZ          ?= FuzzApply
+FUZZ_PKG      ?= ./applier
+FUZZTIME      ?= 60s
+
+.PHONY: all build demo test vet bench fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+		-o $(BIN)/containerd-chroot-applier ./cmd/containerd-chroot-applier
+
+demo: require-root
+	$(GO) run ./integration/demo
+
+test: require-root
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+bench: require-root
+	@if [ ! -d bench ]; then \
+		echo "make bench: ./bench does not exist in this tree yet"; exit 1; fi
+	$(GO) run ./bench $(BENCH_ARGS)
+
+fuzz:
+	@if [ -z "$(FUZZ)" ]; then echo "make fuzz: set FUZZ to a fuzz target name"; exit 1; fi
+	$(GO) test -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME) $(FUZZ_PKG)
+
+clean:
+	rm -rf $(BIN)
+
+.PHONY: require-root
+require-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "this target needs root: it runs containerd and mounts overlayfs"; exit 1; fi
