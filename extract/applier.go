@@ -3,6 +3,7 @@ package extract
 import (
 	"archive/tar"
 	"fmt"
+	"math"
 	"path"
 	"strings"
 
@@ -88,7 +89,7 @@ func (a *applier) applyEntry(hdr *tar.Header, r *tar.Reader) error {
 		return nil
 	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink: //nolint:staticcheck
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if hdr.Devmajor < 0 || hdr.Devmajor > 0xffffffff || hdr.Devminor < 0 || hdr.Devminor > 0xffffffff {
+		if !fitsUint32(hdr.Devmajor) || !fitsUint32(hdr.Devminor) {
 			return fmt.Errorf("device number %d:%d out of range: %w",
 				hdr.Devmajor, hdr.Devminor, ErrInvalidLayer)
 		}
@@ -113,6 +114,8 @@ func (a *applier) applyEntry(hdr *tar.Header, r *tar.Reader) error {
 	}
 	return a.createEntry(hdr, name, r)
 }
+
+func fitsUint32(n int64) bool { return n >= 0 && n <= math.MaxUint32 }
 
 // splitName splits a cleaned relative name into its parent ("" for the
 // root) and its last component.

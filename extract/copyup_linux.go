@@ -72,7 +72,7 @@ func (a *applier) copyUpNode(l *os.File, fd int, name string, st *unix.Stat_t) e
 			return fmt.Errorf("failed to copy up %s: %w", name, err)
 		}
 	}
-	if err := unix.Fchownat(unix.AT_FDCWD, p, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := lchown(p, int(st.Uid), int(st.Gid)); err != nil {
 		return fmt.Errorf("failed to chown %s: %w", name, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {

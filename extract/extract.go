@@ -132,7 +132,8 @@ func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 		}
 		if err != nil {
 			if last == "" {
-				return stats, fmt.Errorf("failed to read first tar header: %v: %w", err, ErrInvalidLayer)
+				return stats, fmt.Errorf("failed to read first tar header: %v: %w",
+					err, ErrInvalidLayer)
 			}
 			return stats, fmt.Errorf("failed to read tar header after entry %q: %v: %w",
 				last, err, ErrInvalidLayer)

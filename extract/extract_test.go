@@ -47,7 +47,8 @@ func TestApplyStats(t *testing.T) {
 		lt.Whiteout("", "gone"),
 		lt.Symlink("l", "g"),
 	)
-	stats, err := extract.Apply(context.Background(), bytes.NewReader(data), extract.Options{Root: t.TempDir()})
+	opts := extract.Options{Root: t.TempDir()}
+	stats, err := extract.Apply(context.Background(), bytes.NewReader(data), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,8 @@ func TestApplyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	root := t.TempDir()
-	_, err := extract.Apply(ctx, bytes.NewReader(mustTar(t, lt.File("f", "x"))), extract.Options{Root: root})
+	data := mustTar(t, lt.File("f", "x"))
+	_, err := extract.Apply(ctx, bytes.NewReader(data), extract.Options{Root: root})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
@@ -134,7 +136,8 @@ func TestApplyNoSpace(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
 
 	data := mustTar(t, lt.File("big", strings.Repeat("x", 1<<20)))
-	_, err := extract.Apply(context.Background(), bytes.NewReader(data), extract.Options{Root: root})
+	opts := extract.Options{Root: root}
+	_, err := extract.Apply(context.Background(), bytes.NewReader(data), opts)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("error %v, want one wrapping ENOSPC", err)
 	}

@@ -34,7 +34,7 @@ func (a *applier) createLink(hdr *tar.Header, name string) error {
 	if err := unix.Lstat(p, &st); err != nil {
 		return fmt.Errorf("failed to inspect %s: %w", name, err)
 	}
-	if err := unix.Fchownat(unix.AT_FDCWD, p, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := lchown(p, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("failed to chown %s to %d:%d: %w", name, hdr.Uid, hdr.Gid, err)
 	}
 	regular := st.Mode&unix.S_IFMT == unix.S_IFREG
@@ -72,10 +72,12 @@ func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error)
 	resolvedTarget := joinName(resolvedParent, targetBase)
 
 	link := func() error {
-		return unix.Linkat(unix.AT_FDCWD, a.path(resolvedTarget), unix.AT_FDCWD, a.path(resolved), 0)
+		return unix.Linkat(unix.AT_FDCWD, a.path(resolvedTarget),
+			unix.AT_FDCWD, a.path(resolved), 0)
 	}
 	err = link()
-	if errors.Is(err, unix.ENOENT) && a.opts.Whiteouts == OverlayWhiteouts && len(a.opts.Lowers) > 0 {
+	canCopyUp := a.opts.Whiteouts == OverlayWhiteouts && len(a.opts.Lowers) > 0
+	if errors.Is(err, unix.ENOENT) && canCopyUp {
 		copied, copyErr := a.copyUp(resolvedTarget)
 		if copyErr != nil {
 			return "", copyErr

@@ -55,7 +55,7 @@ func (a *applier) copyLowerDir(dir string) error {
 			return fmt.Errorf("failed to stat %s in lowerdir %s: %w", dir, l.Name(), err)
 		}
 		p := a.path(dir)
-		if err := unix.Fchownat(unix.AT_FDCWD, p, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := lchown(p, int(st.Uid), int(st.Gid)); err != nil {
 			return fmt.Errorf("failed to chown %s: %w", dir, err)
 		}
 		if err := unix.Fchmodat(unix.AT_FDCWD, p, st.Mode&0o7777, 0); err != nil {

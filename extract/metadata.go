@@ -39,7 +39,7 @@ func (a *applier) applyFileMetadata(hdr *tar.Header, name string, fd int) error 
 // setDirTimes.
 func (a *applier) applyMetadata(hdr *tar.Header, name string, isDir, isSymlink bool) error {
 	p := a.path(name)
-	if err := unix.Fchownat(unix.AT_FDCWD, p, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := lchown(p, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("failed to chown %s to %d:%d: %w", name, hdr.Uid, hdr.Gid, err)
 	}
 	err := a.applyXattrs(hdr, name, isDir, func(key string, value []byte) error {
@@ -75,10 +75,16 @@ func (a *applier) setDirTimes() error {
 			continue
 		}
 		if err != nil {
-			return &EntryError{Entry: d.name, Err: fmt.Errorf("failed to set times of %s: %w", d.name, err)}
+			err = fmt.Errorf("failed to set times of %s: %w", d.name, err)
+			return &EntryError{Entry: d.name, Err: err}
 		}
 	}
 	return nil
+}
+
+// lchown changes the owner of p without following a symlink at p.
+func lchown(p string, uid, gid int) error {
+	return unix.Fchownat(unix.AT_FDCWD, p, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // futimens sets the access and modification times of an open descriptor.

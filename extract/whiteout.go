@@ -44,7 +44,7 @@ func (a *applier) applyWhiteout(hdr *tar.Header, parent, hidden string) error {
 	if err := unix.Mknodat(unix.AT_FDCWD, p, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("failed to create whiteout %s: %w", name, err)
 	}
-	if err := unix.Fchownat(unix.AT_FDCWD, p, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := lchown(p, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("failed to chown whiteout %s: %w", name, err)
 	}
 	a.whiteouts[name] = struct{}{}

@@ -29,16 +29,16 @@ func (a *applier) applyXattrs(hdr *tar.Header, name string, regularOrDir bool,
 			continue
 		}
 		if strings.HasPrefix(key, "trusted.") {
-			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: trusted xattrs from a layer are ignored", key))
+			a.warn(hdr.Name, "xattr "+key+" not applied: trusted xattrs from a layer are ignored")
 			continue
 		}
 		err := set(key, []byte(value))
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.ENOTSUP):
-			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: not supported by the target", key))
+			a.warn(hdr.Name, "xattr "+key+" not applied: not supported by the target")
 		case errors.Is(err, unix.EPERM) && strings.HasPrefix(key, "user.") && !regularOrDir:
-			a.warn(hdr.Name, fmt.Sprintf("xattr %s not applied: user xattrs need a file or directory", key))
+			a.warn(hdr.Name, "xattr "+key+" not applied: user xattrs need a file or directory")
 		default:
 			return fmt.Errorf("failed to set xattr %s on %s: %w", key, name, err)
 		}

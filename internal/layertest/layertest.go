@@ -53,7 +53,9 @@ func Xattr(key, value string) Option {
 }
 
 // Names sets the user and group names of the header.
-func Names(user, group string) Option { return func(h *tar.Header) { h.Uname, h.Gname = user, group } }
+func Names(user, group string) Option {
+	return func(h *tar.Header) { h.Uname, h.Gname = user, group }
+}
 
 func entry(h tar.Header, content []byte, opts []Option) Entry {
 	if h.ModTime.IsZero() {
@@ -78,17 +80,20 @@ func File(name, content string, opts ...Option) Entry {
 
 // Symlink is a symlink entry.
 func Symlink(name, target string, opts ...Option) Entry {
-	return entry(tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}, nil, opts)
+	h := tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}
+	return entry(h, nil, opts)
 }
 
 // Link is a hardlink entry.
 func Link(name, target string, opts ...Option) Entry {
-	return entry(tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o644}, nil, opts)
+	h := tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o644}
+	return entry(h, nil, opts)
 }
 
 // Char is a character device entry.
 func Char(name string, major, minor int64, opts ...Option) Entry {
-	h := tar.Header{Typeflag: tar.TypeChar, Name: name, Mode: 0o644, Devmajor: major, Devminor: minor}
+	h := tar.Header{Typeflag: tar.TypeChar, Name: name, Mode: 0o644,
+		Devmajor: major, Devminor: minor}
 	return entry(h, nil, opts)
 }
 
@@ -191,11 +196,17 @@ func NewStore(t testing.TB) content.Store {
 }
 
 // WriteBlob stores blob and returns its descriptor with mediaType.
-func WriteBlob(t testing.TB, store content.Store, mediaType string, blob []byte) ocispec.Descriptor {
+func WriteBlob(t testing.TB, store content.Store, mediaType string,
+	blob []byte) ocispec.Descriptor {
 	t.Helper()
-	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	desc := ocispec.Descriptor{
+		MediaType: mediaType,
+		Digest:    digest.FromBytes(blob),
+		Size:      int64(len(blob)),
+	}
 	ref := "test-" + desc.Digest.Encoded()
-	if err := content.WriteBlob(context.Background(), store, ref, bytes.NewReader(blob), desc); err != nil {
+	err := content.WriteBlob(context.Background(), store, ref, bytes.NewReader(blob), desc)
+	if err != nil {
 		t.Fatalf("failed to store blob: %v", err)
 	}
 	return desc
@@ -218,7 +229,8 @@ func Layer(t testing.TB, store content.Store, c Compression, entries ...Entry) o
 
 // Block is a block device entry.
 func Block(name string, major, minor int64, opts ...Option) Entry {
-	h := tar.Header{Typeflag: tar.TypeBlock, Name: name, Mode: 0o660, Devmajor: major, Devminor: minor}
+	h := tar.Header{Typeflag: tar.TypeBlock, Name: name, Mode: 0o660,
+		Devmajor: major, Devminor: minor}
 	return entry(h, nil, opts)
 }
 
@@ -252,7 +264,8 @@ func WriteFile(t testing.TB, store content.Store, mediaType, path string) ocispe
 		t.Fatal(err)
 	}
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: dgst, Size: size}
-	if err := content.WriteBlob(context.Background(), store, "test-"+dgst.Encoded(), f, desc); err != nil {
+	ref := "test-" + dgst.Encoded()
+	if err := content.WriteBlob(context.Background(), store, ref, f, desc); err != nil {
 		t.Fatalf("failed to store %s: %v", path, err)
 	}
 	return desc

@@ -36,10 +36,12 @@ func Diff(a, b Manifest, opts ...Option) []string {
 	for i < len(a.Entries) || j < len(b.Entries) {
 		switch {
 		case j >= len(b.Entries) || (i < len(a.Entries) && a.Entries[i].Path < b.Entries[j].Path):
-			diffs = append(diffs, fmt.Sprintf("%s: only in first tree (%s)", a.Entries[i].Path, a.Entries[i].Type))
+			e := a.Entries[i]
+			diffs = append(diffs, fmt.Sprintf("%s: only in first tree (%s)", e.Path, e.Type))
 			i++
 		case i >= len(a.Entries) || b.Entries[j].Path < a.Entries[i].Path:
-			diffs = append(diffs, fmt.Sprintf("%s: only in second tree (%s)", b.Entries[j].Path, b.Entries[j].Type))
+			e := b.Entries[j]
+			diffs = append(diffs, fmt.Sprintf("%s: only in second tree (%s)", e.Path, e.Type))
 			j++
 		default:
 			diffs = append(diffs, diffEntry(a.Entries[i], b.Entries[j], o)...)
@@ -88,9 +90,11 @@ func diffEntry(a, b Entry, o diffOptions) []string {
 		y, inB := b.Xattrs[k]
 		switch {
 		case !inA:
-			diffs = append(diffs, fmt.Sprintf("%s: xattr %s only in second tree (%q)", a.Path, k, y))
+			diffs = append(diffs, fmt.Sprintf("%s: xattr %s only in second tree (%q)",
+				a.Path, k, y))
 		case !inB:
-			diffs = append(diffs, fmt.Sprintf("%s: xattr %s only in first tree (%q)", a.Path, k, x))
+			diffs = append(diffs, fmt.Sprintf("%s: xattr %s only in first tree (%q)",
+				a.Path, k, x))
 		case x != y:
 			diffs = append(diffs, fmt.Sprintf("%s: xattr %s %q != %q", a.Path, k, x, y))
 		}

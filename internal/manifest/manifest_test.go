@@ -58,11 +58,21 @@ func TestDiff(t *testing.T) {
 		change func(dir string) error
 		want   string
 	}{
-		{"content", func(d string) error { return os.WriteFile(filepath.Join(d, "a/f"), []byte("diff"), 0o644) }, "sha256"},
-		{"mode", func(d string) error { return os.Chmod(filepath.Join(d, "a/f"), 0o4755) }, "mode"},
-		{"owner", func(d string) error { return os.Lchown(filepath.Join(d, "a/b/l"), 7, 8) }, "uid"},
-		{"xattr", func(d string) error { return unix.Lsetxattr(filepath.Join(d, "a"), "user.x", nil, 0) }, "xattr user.x"},
-		{"extra path", func(d string) error { return os.Mkdir(filepath.Join(d, "new"), 0o755) }, "only in second"},
+		{"content", func(d string) error {
+			return os.WriteFile(filepath.Join(d, "a/f"), []byte("diff"), 0o644)
+		}, "sha256"},
+		{"mode", func(d string) error {
+			return os.Chmod(filepath.Join(d, "a/f"), 0o4755)
+		}, "mode"},
+		{"owner", func(d string) error {
+			return os.Lchown(filepath.Join(d, "a/b/l"), 7, 8)
+		}, "uid"},
+		{"xattr", func(d string) error {
+			return unix.Lsetxattr(filepath.Join(d, "a"), "user.x", nil, 0)
+		}, "xattr user.x"},
+		{"extra path", func(d string) error {
+			return os.Mkdir(filepath.Join(d, "new"), 0o755)
+		}, "only in second"},
 		{"link broken", func(d string) error {
 			if err := os.Remove(filepath.Join(d, "a/b/g")); err != nil {
 				return err
