@@ -32,6 +32,14 @@ const base64MediaType = "application/vnd.example.layer.v1.tar+base64"
 
 var registerBase64 sync.Once
 
+// The non-distributable layer types are deprecated but still found in
+// registries.
+const (
+	nonDistributable     = ocispec.MediaTypeImageLayerNonDistributable     //nolint:staticcheck
+	nonDistributableGzip = ocispec.MediaTypeImageLayerNonDistributableGzip //nolint:staticcheck
+	nonDistributableZstd = ocispec.MediaTypeImageLayerNonDistributableZstd //nolint:staticcheck
+)
+
 type base64Processor struct {
 	io.Reader
 	stream diff.StreamProcessor
@@ -40,12 +48,15 @@ type base64Processor struct {
 func (p *base64Processor) MediaType() string { return ocispec.MediaTypeImageLayer }
 func (p *base64Processor) Close() error      { return p.stream.Close() }
 
+func newBase64Processor(_ context.Context, stream diff.StreamProcessor,
+	_ map[string]typeurl.Any) (diff.StreamProcessor, error) {
+	decoder := base64.NewDecoder(base64.StdEncoding, stream)
+	return &base64Processor{Reader: decoder, stream: stream}, nil
+}
+
 func registerBase64Processor() {
 	registerBase64.Do(func() {
-		diff.RegisterProcessor(diff.StaticHandler(base64MediaType,
-			func(_ context.Context, stream diff.StreamProcessor, _ map[string]typeurl.Any) (diff.StreamProcessor, error) {
-				return &base64Processor{Reader: base64.NewDecoder(base64.StdEncoding, stream), stream: stream}, nil
-			}))
+		diff.RegisterProcessor(diff.StaticHandler(base64MediaType, newBase64Processor))
 	})
 }
 
@@ -73,7 +84,8 @@ func mustCompress(t *testing.T, data []byte, c lt.Compression) []byte {
 
 // applyBlob stores blob with mediaType and applies it with our applier onto
 // a fresh bind target.
-func applyBlob(t *testing.T, mediaType string, blob []byte) (ocispec.Descriptor, ocispec.Descriptor, error) {
+func applyBlob(t *testing.T, mediaType string,
+	blob []byte) (ocispec.Descriptor, ocispec.Descriptor, error) {
 	t.Helper()
 	store := lt.NewStore(t)
 	desc := lt.WriteBlob(t, store, mediaType, blob)
@@ -108,18 +120,20 @@ func TestAcceptedLayers(t *testing.T) {
 		{"oci tar", ocispec.MediaTypeImageLayer, tarData, tarData},
 		{"oci gzip", ocispec.MediaTypeImageLayerGzip, gz, tarData},
 		{"oci zstd", ocispec.MediaTypeImageLayerZstd, zst, tarData},
-		{"oci non-distributable tar", ocispec.MediaTypeImageLayerNonDistributable, tarData, tarData}, //nolint:staticcheck
-		{"oci non-distributable gzip", ocispec.MediaTypeImageLayerNonDistributableGzip, gz, tarData}, //nolint:staticcheck
-		{"oci non-distributable zstd", ocispec.MediaTypeImageLayerNonDistributableZstd, zst, tarData}, //nolint:staticcheck
+		{"oci non-distributable tar", nonDistributable, tarData, tarData},
+		{"oci non-distributable gzip", nonDistributableGzip, gz, tarData},
+		{"oci non-distributable zstd", nonDistributableZstd, zst, tarData},
 		{"docker tar", images.MediaTypeDockerSchema2Layer, tarData, tarData},
 		{"docker gzip", images.MediaTypeDockerSchema2LayerGzip, gz, tarData},
 		{"docker zstd", images.MediaTypeDockerSchema2LayerZstd, zst, tarData},
 		{"docker foreign gzip", images.MediaTypeDockerSchema2LayerForeignGzip, gz, tarData},
-		{"zstd after a skippable frame", ocispec.MediaTypeImageLayerZstd, append(skippable, zst...), tarData},
+		{"zstd after a skippable frame", ocispec.MediaTypeImageLayerZstd,
+			append(skippable, zst...), tarData},
 		{"zero padding after the end of archive", ocispec.MediaTypeImageLayer, padded, padded},
 		{"bytes after the last gzip member", ocispec.MediaTypeImageLayerGzip,
 			append(append([]byte{}, gz...), "trailing junk"...), tarData},
-		{"stream processor", base64MediaType, []byte(base64.StdEncoding.EncodeToString(tarData)), tarData},
+		{"stream processor", base64MediaType,
+			[]byte(base64.StdEncoding.EncodeToString(tarData)), tarData},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,7 +169,8 @@ func TestBrokenBlobs(t *testing.T) {
 		{"gzip cut in the middle of a file", ocispec.MediaTypeImageLayerGzip, gz[:len(gz)/2]},
 		{"gzip with a corrupted crc", ocispec.MediaTypeImageLayerGzip, badCRC},
 		{"gzip labelled as zstd", ocispec.MediaTypeImageLayerZstd, gz},
-		{"bytes that are not a tar", ocispec.MediaTypeImageLayer, bytes.Repeat([]byte("not a tar "), 200)},
+		{"bytes that are not a tar", ocispec.MediaTypeImageLayer,
+			bytes.Repeat([]byte("not a tar "), 200)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

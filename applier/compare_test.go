@@ -31,7 +31,8 @@ var targetKinds = []targetKind{bindTarget, overlayTarget}
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("applying layers needs root: the child unshares a mount namespace and creates devices")
+		t.Skip("applying layers needs root, " +
+			"because the child unshares a mount namespace and creates devices")
 	}
 }
 
@@ -101,7 +102,8 @@ func walkingDiffer(store content.Store) differ {
 }
 
 // applyAll applies layers in order onto a new stack of kind and returns it.
-func applyAll(t testing.TB, d differ, kind targetKind, layers []ocispec.Descriptor) (*stack, error) {
+func applyAll(t testing.TB, d differ, kind targetKind,
+	layers []ocispec.Descriptor) (*stack, error) {
 	t.Helper()
 	s := newStack(t, kind)
 	for _, desc := range layers {

@@ -7,10 +7,11 @@ import (
 	lt "github.com/chroot-applier/containerd-chroot-applier/internal/layertest"
 )
 
-// debianUpdate is a layer on top of the Debian rootfs that exercises what
-// image updates do: it deletes a tree, makes a directory opaque, replaces a
-// file with a symlink and a directory with a file, changes owners and modes,
-// and adds a setuid binary, a file with a capability, a fifo and a device.
+// debianUpdate is a layer on top of the Debian rootfs that does what image
+// updates do. It deletes a tree, makes a directory opaque, replaces a file
+// with a symlink and a directory with a file, and changes owners and modes.
+// It also adds a setuid binary, a file with a capability, a fifo and a
+// device.
 func debianUpdate() []lt.Entry {
 	return []lt.Entry{
 		lt.Dir("dev"),
@@ -27,7 +28,8 @@ func debianUpdate() []lt.Entry {
 		lt.Dir("usr/local", lt.Mode(0o2775), lt.Owner(0, 50)),
 		lt.Dir("usr/local/bin"),
 		lt.File("usr/local/bin/suid", "#!/bin/sh\n", lt.Mode(0o4755), lt.Owner(1000, 1000)),
-		lt.File("usr/local/bin/ping", "\x7fELF", lt.Mode(0o755), lt.Xattr("security.capability", capNetRaw())),
+		lt.File("usr/local/bin/ping", "\x7fELF", lt.Mode(0o755),
+			lt.Xattr("security.capability", capNetRaw())),
 		lt.Dir("usr/share"),
 		lt.Whiteout("usr/share", "doc"),
 		lt.Dir("var"),

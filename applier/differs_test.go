@@ -52,19 +52,22 @@ func TestDiffersFromWalking(t *testing.T) {
 				if f.SameInode != "d/f" || g.SameInode != "d/f" {
 					t.Errorf("d/f and g do not share an inode: %q, %q", f.SameInode, g.SameInode)
 				}
-				if f.Mode != 0o4750 || f.UID != 7 || f.GID != 8 || f.Size != int64(len("lower content")) {
+				size := int64(len("lower content"))
+				if f.Mode != 0o4750 || f.UID != 7 || f.GID != 8 || f.Size != size {
 					t.Errorf("d/f: mode %o owner %d:%d size %d, want 4750 7:8 %d",
-						f.Mode, f.UID, f.GID, f.Size, len("lower content"))
+						f.Mode, f.UID, f.GID, f.Size, size)
 				}
 				if f.Xattrs["user.k"] != "v" || f.Xattrs["security.capability"] != capNetRaw() {
 					t.Errorf("d/f: xattrs %q, want user.k and security.capability copied", f.Xattrs)
 				}
 				if f.Mtime != lt.Epoch.UnixNano() {
-					t.Errorf("d/f: mtime %d, want the lower file's %d", f.Mtime, lt.Epoch.UnixNano())
+					t.Errorf("d/f: mtime %d, want the lower file's %d",
+						f.Mtime, lt.Epoch.UnixNano())
 				}
 				s := wantType(t, m, "s", "symlink")
 				if s.Link != "d/f" || s.UID != 3 || s.SameInode != "s" {
-					t.Errorf("s: link %q uid %d inode group %q, want d/f, 3, s", s.Link, s.UID, s.SameInode)
+					t.Errorf("s: link %q uid %d inode group %q, want d/f, 3, s",
+						s.Link, s.UID, s.SameInode)
 				}
 			},
 		},
@@ -114,7 +117,10 @@ func TestDiffersFromWalking(t *testing.T) {
 			kind: overlayTarget,
 			layers: [][]lt.Entry{
 				{lt.Dir("d"), lt.File("d/lower", "x"), lt.File("y", "lower")},
-				{lt.Whiteout("", "d"), lt.Dir("d"), lt.File("d/new", "x"), lt.Whiteout("", "y"), lt.File("y", "new")},
+				{
+					lt.Whiteout("", "d"), lt.Dir("d"), lt.File("d/new", "x"),
+					lt.Whiteout("", "y"), lt.File("y", "new"),
+				},
 			},
 			verify: func(t *testing.T, m manifest.Manifest) {
 				wantOpaque(t, m, "d")
@@ -137,7 +143,8 @@ func TestDiffersFromWalking(t *testing.T) {
 			verify: func(t *testing.T, m manifest.Manifest) {
 				a := wantOpaque(t, m, "a")
 				if a.Mode != 0o755 || a.UID != 0 {
-					t.Errorf("a: mode %o uid %d, want 755 and 0 (the lower a is hidden)", a.Mode, a.UID)
+					t.Errorf("a: mode %o uid %d, want 755 and 0 (the lower a is hidden)",
+						a.Mode, a.UID)
 				}
 				wantType(t, m, "a/b/f", "file")
 				wantMissing(t, m, "a/old")

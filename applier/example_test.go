@@ -44,7 +44,8 @@ func ExampleApplier_ApplyLayer() {
 		Digest:    digest.FromBytes(layer.Bytes()),
 		Size:      int64(layer.Len()),
 	}
-	if err := content.WriteBlob(ctx, store, "example", bytes.NewReader(layer.Bytes()), desc); err != nil {
+	err = content.WriteBlob(ctx, store, "example", bytes.NewReader(layer.Bytes()), desc)
+	if err != nil {
 		log.Fatal(err)
 	}
 

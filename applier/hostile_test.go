@@ -85,7 +85,7 @@ func TestHostileLayers(t *testing.T) {
 	}{
 		{
 			name:  "dotdot names land inside",
-			layer: func(string) []lt.Entry { return []lt.Entry{lt.File("../x", "1"), lt.File("/../y", "2")} },
+			layer: entries(lt.File("../x", "1"), lt.File("/../y", "2")),
 			verify: func(t *testing.T, _ string, r result) {
 				wantType(t, r.m, "x", "file")
 				wantType(t, r.m, "y", "file")
@@ -126,8 +126,10 @@ func TestHostileLayers(t *testing.T) {
 			},
 		},
 		{
-			name:  "symlink named dot is ignored",
-			layer: func(s string) []lt.Entry { return []lt.Entry{lt.Symlink(".", s), lt.File("pwned", "x")} },
+			name: "symlink named dot is ignored",
+			layer: func(s string) []lt.Entry {
+				return []lt.Entry{lt.Symlink(".", s), lt.File("pwned", "x")}
+			},
 			verify: func(t *testing.T, _ string, r result) {
 				wantType(t, r.m, ".", "dir")
 				wantType(t, r.m, "pwned", "file")
@@ -136,9 +138,9 @@ func TestHostileLayers(t *testing.T) {
 		{name: "whiteout named .wh.", layer: entries(lt.Whiteout("", "")), entry: ".wh."},
 		{name: "whiteout named .wh..", layer: entries(lt.Whiteout("", ".")), entry: ".wh.."},
 		{name: "whiteout named .wh...", layer: entries(lt.Whiteout("", "..")), entry: ".wh..."},
-		{name: "subdirectory whiteout .wh.", layer: entries(lt.Dir("d"), lt.Whiteout("d", "")), entry: "d/.wh."},
-		{name: "subdirectory whiteout .wh..", layer: entries(lt.Dir("d"), lt.Whiteout("d", ".")), entry: "d/.wh.."},
-		{name: "subdirectory whiteout .wh...", layer: entries(lt.Dir("d"), lt.Whiteout("d", "..")), entry: "d/.wh..."},
+		{name: "subdirectory whiteout .wh.", layer: subWhiteout(""), entry: "d/.wh."},
+		{name: "subdirectory whiteout .wh..", layer: subWhiteout("."), entry: "d/.wh.."},
+		{name: "subdirectory whiteout .wh...", layer: subWhiteout(".."), entry: "d/.wh..."},
 		{
 			name:  "whiteout of symlink keeps its target",
 			lower: entries(lt.Dir("dir"), lt.File("dir/f", "x"), lt.Symlink("link", "dir")),
@@ -150,9 +152,11 @@ func TestHostileLayers(t *testing.T) {
 			},
 		},
 		{
-			name:  "opaque marker after entries of the same layer",
-			lower: entries(lt.Dir("opq"), lt.File("opq/lower", "x"), lt.Dir("opq/sub"), lt.File("opq/sub/f", "x")),
-			layer: entries(lt.Dir("opq"), lt.File("opq/before", "x"), lt.Opaque("opq"), lt.File("opq/after", "x")),
+			name: "opaque marker after entries of the same layer",
+			lower: entries(lt.Dir("opq"), lt.File("opq/lower", "x"),
+				lt.Dir("opq/sub"), lt.File("opq/sub/f", "x")),
+			layer: entries(lt.Dir("opq"), lt.File("opq/before", "x"),
+				lt.Opaque("opq"), lt.File("opq/after", "x")),
 			verify: func(t *testing.T, _ string, r result) {
 				wantType(t, r.m, "opq/before", "file")
 				wantType(t, r.m, "opq/after", "file")
@@ -207,8 +211,9 @@ func TestHostileLayers(t *testing.T) {
 				if e := wantType(t, r.m, "sgid", "file"); e.Mode != 0o2755 || e.GID != 1000 {
 					t.Errorf("sgid: mode %o gid %d, want 2755 and 1000", e.Mode, e.GID)
 				}
-				if e := wantType(t, r.m, "cap", "file"); e.Xattrs["security.capability"] != capNetRaw() {
-					t.Errorf("cap: security.capability %q, want %q", e.Xattrs["security.capability"], capNetRaw())
+				got := wantType(t, r.m, "cap", "file").Xattrs["security.capability"]
+				if got != capNetRaw() {
+					t.Errorf("cap: security.capability %q, want %q", got, capNetRaw())
 				}
 			},
 		},
@@ -260,6 +265,11 @@ func TestHostileLayers(t *testing.T) {
 			})
 		}
 	}
+}
+
+// subWhiteout is a layer with the whiteout ".wh.BASE" in directory d.
+func subWhiteout(base string) func(string) []lt.Entry {
+	return entries(lt.Dir("d"), lt.Whiteout("d", base))
 }
 
 func entries(e ...lt.Entry) func(string) []lt.Entry {

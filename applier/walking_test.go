@@ -1,8 +1,8 @@
 package applier_test
 
 import (
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 

@@ -13,7 +13,8 @@ import (
 
 func TestPlan(t *testing.T) {
 	dir := t.TempDir()
-	upper, lower1, lower2 := filepath.Join(dir, "upper"), filepath.Join(dir, "l1"), filepath.Join(dir, "l2")
+	upper := filepath.Join(dir, "upper")
+	lower1, lower2 := filepath.Join(dir, "l1"), filepath.Join(dir, "l2")
 	for _, d := range []string{upper, lower1, lower2} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -69,12 +70,25 @@ func TestPlan(t *testing.T) {
 		{
 			name:   "other file system is mounted",
 			mounts: []mount.Mount{{Type: "ext4", Source: "/dev/vdb"}},
-			want:   Target{Kind: Mounted, Mounts: []mount.Mount{{Type: "ext4", Source: "/dev/vdb"}}},
+			want: Target{Kind: Mounted,
+				Mounts: []mount.Mount{{Type: "ext4", Source: "/dev/vdb"}}},
 		},
 		{name: "no mounts", wantErr: errdefs.ErrInvalidArgument},
-		{name: "missing upperdir", mounts: overlay("upperdir=" + filepath.Join(dir, "nope")), wantErr: errdefs.ErrNotFound},
-		{name: "missing lowerdir", mounts: overlay("upperdir="+upper, "lowerdir="+dir+"/nope"), wantErr: errdefs.ErrNotFound},
-		{name: "bind source is a file", mounts: bind(file, "rbind", "rw"), wantErr: errdefs.ErrInvalidArgument},
+		{
+			name:    "missing upperdir",
+			mounts:  overlay("upperdir=" + filepath.Join(dir, "nope")),
+			wantErr: errdefs.ErrNotFound,
+		},
+		{
+			name:    "missing lowerdir",
+			mounts:  overlay("upperdir="+upper, "lowerdir="+dir+"/nope"),
+			wantErr: errdefs.ErrNotFound,
+		},
+		{
+			name:    "bind source is a file",
+			mounts:  bind(file, "rbind", "rw"),
+			wantErr: errdefs.ErrInvalidArgument,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +110,8 @@ func TestPlan(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for kind, want := range map[Kind]string{Overlay: "overlay", Bind: "bind", Mounted: "mounted", 9: "kind(9)"} {
+	names := map[Kind]string{Overlay: "overlay", Bind: "bind", Mounted: "mounted", 9: "kind(9)"}
+	for kind, want := range names {
 		if got := kind.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", int(kind), got, want)
 		}
