@@ -375,7 +375,8 @@ func relMakeSentinel(t testing.TB, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, "file"), []byte("sentinel\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "sub", "file"), []byte("sentinel\n"), 0o600); err != nil {
+	subFile := filepath.Join(dir, "sub", "file")
+	if err := os.WriteFile(subFile, []byte("sentinel\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink("file", filepath.Join(dir, "link")); err != nil {
@@ -486,7 +487,8 @@ func TestRelTargetFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	relMakeSentinel(t, sentinel)
-	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=8m"); err != nil {
+	err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=8m")
+	if err != nil {
 		t.Skipf("mounting a tmpfs needs CAP_SYS_ADMIN: %v", err)
 	}
 	t.Cleanup(func() {
@@ -505,7 +507,7 @@ func TestRelTargetFull(t *testing.T) {
 	wantSentinel := relManifest(t, sentinel)
 	before := relSnapshot(t, ownTmp, parent)
 
-	_, err := applier.New(store).ApplyLayer(context.Background(), desc, relBindMounts(target))
+	_, err = applier.New(store).ApplyLayer(context.Background(), desc, relBindMounts(target))
 	if err == nil {
 		t.Fatal("apply of a 16 MiB file onto an 8 MiB tmpfs succeeded")
 	}

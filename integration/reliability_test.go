@@ -506,7 +506,8 @@ func relSmallLayer(i int) []byte {
 
 	root := fmt.Sprintf("layer%02d/", i)
 	write(&tar.Header{Name: root, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
-	write(&tar.Header{Name: root + "sub/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 1000}, nil)
+	write(&tar.Header{Name: root + "sub/", Typeflag: tar.TypeDir, Mode: 0o750,
+		Uid: 1000, Gid: 1000}, nil)
 
 	modes := []int64{0o644, 0o600, 0o755, 0o4755}
 	for f := range 8 {
