@@ -139,7 +139,8 @@ func TestOpenLayerOptions(t *testing.T) {
 	if _, err := OpenLayer(ctx, path, ocispec.MediaTypeImageLayer); !errors.Is(err, context.Canceled) {
 		t.Errorf("OpenLayer(cancelled) = %v, want context.Canceled", err)
 	}
-	if _, err := OpenLayer(context.Background(), filepath.Join(t.TempDir(), "absent"), ""); err == nil {
+	absent := filepath.Join(t.TempDir(), "absent")
+	if _, err := OpenLayer(context.Background(), absent, ""); err == nil {
 		t.Error("OpenLayer(missing file) succeeded")
 	}
 }

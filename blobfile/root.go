@@ -65,7 +65,7 @@ func (p *Provider) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (conte
 			desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	if _, err := p.store.Info(ctx, desc.Digest); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+		return nil, err
 	}
 
 	root := p.root.Root(ctx)

@@ -14,8 +14,8 @@ import (
 
 // Listen creates the unix socket at path. A missing parent directory is
 // created with mode 0700; an existing one is used as it is. The socket gets
-// mode 0600, because whoever can reach it can make the daemon write into
-// any directory as root. A stale socket left by a daemon that died is
+// mode 0600, because any client that can connect can make the daemon write
+// into any directory as root. A stale socket left by a daemon that died is
 // removed first, but Listen fails with errdefs.ErrAlreadyExists when another
 // process still accepts connections on it, and it never removes a file that
 // is not a socket.
@@ -31,8 +31,8 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", path, err)
 	}
-	// The directory is 0700, so the socket is not reachable by others in
-	// the moment before its own mode is set.
+	// Until Chmod, the socket has the mode the umask leaves. Connecting
+	// needs write permission, which a umask of 022 already withholds.
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("failed to set the mode of socket %s: %w", path, err)
