@@ -53,7 +53,7 @@ func serveService(t *testing.T, svc *Service) diffapi.DiffClient {
 // applyRequest returns a request to apply desc to a bind mount of target.
 func applyRequest(desc ocispec.Descriptor, target string) *diffapi.ApplyRequest {
 	return &diffapi.ApplyRequest{
-		Diff:   oci.DescriptorToProto(desc),
+		Diff: oci.DescriptorToProto(desc),
 		Mounts: mount.ToProto([]mount.Mount{
 			{Type: "bind", Source: target, Options: []string{"rbind", "rw"}},
 		}),
