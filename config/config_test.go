@@ -172,3 +172,13 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestContribConfigIsDefault(t *testing.T) {
+	c, err := Load(filepath.Join("..", "contrib", "config.toml"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("contrib/config.toml gives %+v, want the defaults %+v", c, Default())
+	}
+}
