@@ -60,8 +60,8 @@ func startContainerd(t *testing.T) (*harness.Containerd, *grpc.ClientConn) {
 	return c, conn
 }
 
-// gzipLayer returns a gzip layer holding one file, and its diffID.
-func gzipLayer(t *testing.T, name, body string) ([]byte, digest.Digest) {
+// plainLayer returns an uncompressed layer holding one file, and its diffID.
+func plainLayer(t *testing.T, name, body string) ([]byte, digest.Digest) {
 	t.Helper()
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -73,11 +73,18 @@ func gzipLayer(t *testing.T, name, body string) ([]byte, digest.Digest) {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return raw.Bytes(), digest.FromBytes(raw.Bytes())
+}
+
+// gzipLayer returns a gzip layer holding one file, and its diffID.
+func gzipLayer(t *testing.T, name, body string) ([]byte, digest.Digest) {
+	t.Helper()
+	raw, diffID := plainLayer(t, name, body)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(raw.Bytes())
+	zw.Write(raw)
 	zw.Close()
-	return gz.Bytes(), digest.FromBytes(raw.Bytes())
+	return gz.Bytes(), diffID
 }
 
 // writeBlob stores blob in namespace ns, labelled as a garbage collection
