@@ -1,7 +1,10 @@
 package applier_test
 
 import (
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -21,6 +24,11 @@ func TestDiffersFromWalking(t *testing.T) {
 		layers       [][]lt.Entry
 		walkingFails bool
 		verify       func(t *testing.T, m manifest.Manifest)
+		// merged, if set, checks the merged overlay mount of all layers.
+		merged func(t *testing.T, m manifest.Manifest)
+		// walkingShows, if set, is a path that the merged mount shows after
+		// the walking differ applied the layers, and that it must hide.
+		walkingShows string
 	}{
 		{
 			// The walking differ links inside the upperdir only, where the
@@ -70,6 +78,12 @@ func TestDiffersFromWalking(t *testing.T) {
 						s.Link, s.UID, s.SameInode)
 				}
 			},
+			merged: func(t *testing.T, m manifest.Manifest) {
+				f, g := wantType(t, m, "d/f", "file"), wantType(t, m, "g", "file")
+				if f.SHA256 != g.SHA256 || f.Size != int64(len("lower content")) {
+					t.Errorf("merged d/f and g differ or lost content: %+v, %+v", f, g)
+				}
+			},
 		},
 		{
 			// A whiteout hides lower layers only (OCI image spec,
@@ -109,6 +123,13 @@ func TestDiffersFromWalking(t *testing.T) {
 				wantType(t, m, "d/new", "file")
 				wantOpaque(t, m, "d")
 			},
+			merged: func(t *testing.T, m manifest.Manifest) {
+				if x := wantType(t, m, "x", "file"); x.Size != 3 {
+					t.Errorf("merged x has %d bytes, want the layer's 3", x.Size)
+				}
+				wantType(t, m, "d/new", "file")
+				wantMissing(t, m, "d/lower")
+			},
 		},
 		{
 			// The walking differ replaces the whiteout device with a plain
@@ -129,6 +150,11 @@ func TestDiffersFromWalking(t *testing.T) {
 					t.Errorf("y has %d bytes, want the layer's 3", y.Size)
 				}
 			},
+			merged: func(t *testing.T, m manifest.Manifest) {
+				wantType(t, m, "d/new", "file")
+				wantMissing(t, m, "d/lower")
+			},
+			walkingShows: "d/lower",
 		},
 		{
 			// The walking differ finds the whiteout device where it needs a
@@ -146,6 +172,10 @@ func TestDiffersFromWalking(t *testing.T) {
 					t.Errorf("a: mode %o uid %d, want 755 and 0 (the lower a is hidden)",
 						a.Mode, a.UID)
 				}
+				wantType(t, m, "a/b/f", "file")
+				wantMissing(t, m, "a/old")
+			},
+			merged: func(t *testing.T, m manifest.Manifest) {
 				wantType(t, m, "a/b/f", "file")
 				wantMissing(t, m, "a/old")
 			},
@@ -177,13 +207,38 @@ func TestDiffersFromWalking(t *testing.T) {
 				t.Fatalf("apply failed: %v", err)
 			}
 			tc.verify(t, buildManifest(t, s.dirs[len(s.dirs)-1]))
+			if tc.merged != nil {
+				tc.merged(t, mergedView(t, s.dirs))
+			}
 
-			_, walkingErr := applyAll(t, walkingDiffer(store), tc.kind, layers)
+			walking, walkingErr := applyAll(t, walkingDiffer(store), tc.kind, layers)
 			if tc.walkingFails && walkingErr == nil {
 				t.Errorf("walking differ now succeeds; compare its tree with ours")
 			}
+			if tc.walkingShows != "" && walkingErr == nil {
+				if _, ok := mergedView(t, walking.dirs).Get(tc.walkingShows); !ok {
+					t.Errorf("the walking differ's merged mount now hides %s", tc.walkingShows)
+				}
+			}
 		})
 	}
+}
+
+// mergedView mounts the upperdirs dirs, bottom first, as one read-only
+// overlay and returns the manifest of what the mount shows.
+func mergedView(t *testing.T, dirs []string) manifest.Manifest {
+	t.Helper()
+	lowers := make([]string, 0, len(dirs))
+	for i := len(dirs) - 1; i >= 0; i-- {
+		lowers = append(lowers, dirs[i])
+	}
+	target := t.TempDir()
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY,
+		"lowerdir="+strings.Join(lowers, ":")); err != nil {
+		t.Fatalf("failed to mount the merged overlay: %v", err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	return buildManifest(t, target)
 }
 
 func wantOpaque(t *testing.T, m manifest.Manifest, path string) manifest.Entry {

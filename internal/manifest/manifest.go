@@ -191,33 +191,70 @@ func hashFile(p string) (string, error) {
 // readXattrs returns every xattr of p without following a symlink at p, or
 // nil when it has none.
 func readXattrs(p string) (map[string]string, error) {
-	size, err := unix.Llistxattr(p, nil)
-	if err == unix.ENOTSUP {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to list xattrs of %s: %w", p, err)
-	}
-	if size == 0 {
-		return nil, nil
-	}
-	buf := make([]byte, size)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, fmt.Errorf("failed to list xattrs of %s: %w", p, err)
+	keys, err := listXattrs(p)
+	if err != nil || len(keys) == 0 {
+		return nil, err
 	}
 	xattrs := map[string]string{}
-	for _, key := range strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00") {
-		vsize, err := unix.Lgetxattr(p, key, nil)
+	for _, key := range keys {
+		value, err := getXattr(p, key)
+		if err == unix.ENODATA {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to read xattr %s of %s: %w", key, p, err)
 		}
-		value := make([]byte, vsize)
-		vn, err := unix.Lgetxattr(p, key, value)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read xattr %s of %s: %w", key, p, err)
-		}
-		xattrs[key] = string(value[:vn])
+		xattrs[key] = string(value)
 	}
 	return xattrs, nil
+}
+
+// listXattrs returns the xattr names of p. The list is read again when it
+// grew between the call that sized the buffer and the one that filled it.
+func listXattrs(p string) ([]string, error) {
+	for {
+		size, err := unix.Llistxattr(p, nil)
+		if err == unix.ENOTSUP {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to list xattrs of %s: %w", p, err)
+		}
+		if size == 0 {
+			return nil, nil
+		}
+		buf := make([]byte, size)
+		n, err := unix.Llistxattr(p, buf)
+		if err == unix.ERANGE {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to list xattrs of %s: %w", p, err)
+		}
+		var keys []string
+		for _, key := range strings.Split(string(buf[:n]), "\x00") {
+			if key != "" {
+				keys = append(keys, key)
+			}
+		}
+		return keys, nil
+	}
+}
+
+func getXattr(p, key string) ([]byte, error) {
+	for {
+		size, err := unix.Lgetxattr(p, key, nil)
+		if err != nil {
+			return nil, err
+		}
+		value := make([]byte, size)
+		n, err := unix.Lgetxattr(p, key, value)
+		if err == unix.ERANGE {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return value[:n], nil
+	}
 }
