@@ -24,7 +24,10 @@ func TestMetrics(t *testing.T) {
 	metrics := NewMetrics()
 	svc := NewService(applier.New(store), ServiceOptions{MaxConcurrentApplies: 1, Metrics: metrics})
 	client := serveService(t, svc)
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString("absent")}
+	desc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageLayerGzip,
+		Digest:    digest.FromString("absent"),
+	}
 	ctx := namespaces.WithNamespace(context.Background(), "default")
 	if _, err := client.Apply(ctx, applyRequest(desc, t.TempDir())); err == nil {
 		t.Fatal("Apply() of a missing blob succeeded")
