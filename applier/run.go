@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,12 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	defer dec.Close()
 
+	// The kernel sends Pdeathsig when the thread that forked the child
+	// exits, not the process, and Go ends a thread whose goroutine exits
+	// while locked to it. Keeping this goroutine on its thread until the
+	// child is reaped means that thread cannot be one that ends early.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	c, err := startChild(ctx, childOptions{Layer: desc.Digest.String(), Target: target, SyncFs: config.SyncFs})
 	if err != nil {
 		return Result{}, fmt.Errorf("failed to start child for layer %s: %w", desc.Digest, err)
