@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthapi "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // notifySocket is a NOTIFY_SOCKET that records the states a daemon sends.
@@ -136,6 +141,7 @@ func TestServeLifecycle(t *testing.T) {
 		}
 	}
 	waitForSocket(t, socket)
+	checkHealth(t, socket)
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -253,5 +259,26 @@ func TestServeConfigErrors(t *testing.T) {
 				t.Error("serve created its socket despite the error")
 			}
 		})
+	}
+}
+
+// checkHealth fails the test unless the gRPC health service on socket
+// reports SERVING.
+func checkHealth(t *testing.T, socket string) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket,
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := healthapi.NewHealthClient(conn).Check(ctx, &healthapi.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("health check: %v", err)
+	}
+	if resp.Status != healthapi.HealthCheckResponse_SERVING {
+		t.Errorf("health status = %s, want SERVING", resp.Status)
 	}
 }
