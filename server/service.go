@@ -28,7 +28,7 @@ import (
 )
 
 // Service is containerd's Diff service backed by an applier. Apply applies
-// layers; Diff returns errdefs.ErrNotImplemented, so that containerd's diff
+// layers. Diff returns errdefs.ErrNotImplemented, so that containerd's diff
 // service moves on to the next differ.
 type Service struct {
 	diffapi.UnimplementedDiffServer
@@ -49,8 +49,8 @@ type ServiceOptions struct {
 	// DefaultNamespace is the namespace assumed for a request that carries
 	// none. When empty, such requests are rejected.
 	DefaultNamespace string
-	// MaxConcurrentApplies is the number of applies that run at once; it
-	// must be at least 1.
+	// MaxConcurrentApplies is the number of applies that run at once. A
+	// value below 1 is taken as 1.
 	MaxConcurrentApplies int
 	// Stop, when done, cancels every running and waiting apply. Nil means
 	// never.
@@ -75,8 +75,8 @@ func NewService(a *applier.Applier, opts ServiceOptions) *Service {
 }
 
 // Apply applies the layer in the request to its mounts. The namespace comes
-// from the request's containerd-namespace header, or is the default
-// namespace; without either the request fails with
+// from the request's containerd-namespace header, or else is the default
+// namespace. Without either, the request fails with
 // errdefs.ErrFailedPrecondition before any blob is read.
 func (s *Service) Apply(ctx context.Context, req *diffapi.ApplyRequest) (*diffapi.ApplyResponse,
 	error) {

@@ -64,7 +64,7 @@ type applyOutput struct {
 	Entries          int64         `json:"entries"`
 	// Duration is the apply's wall time in Go's duration format.
 	Duration string `json:"duration"`
-	// Root is how the child confined itself: pivot_root or chroot.
+	// Root is the child's confinement method: pivot_root or chroot.
 	Root string `json:"root"`
 	// Target is the kind of target: bind or overlay.
 	Target string `json:"target"`

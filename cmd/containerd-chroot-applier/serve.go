@@ -28,7 +28,7 @@ var serveCommand = &cli.Command{
 		},
 		&cli.StringFlag{
 			Name:  "config",
-			Usage: "path of the TOML configuration file; the default one may be missing",
+			Usage: "path of the TOML configuration file, which may be missing unless given",
 			Value: config.DefaultPath,
 		},
 		&cli.StringFlag{
