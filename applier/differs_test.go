@@ -86,6 +86,28 @@ func TestDiffersFromWalking(t *testing.T) {
 			},
 		},
 		{
+			// On the merged mount the link follows the lower symlink, so
+			// the file is copied up where the symlink leads.
+			name: "hardlink through a lower-layer symlink copies up its target",
+			kind: overlayTarget,
+			layers: [][]lt.Entry{
+				{lt.Dir("real"), lt.File("real/f", "x"), lt.Symlink("dir", "real")},
+				{lt.Link("g", "dir/f")},
+			},
+			walkingFails: true,
+			verify: func(t *testing.T, m manifest.Manifest) {
+				f, g := wantType(t, m, "real/f", "file"), wantType(t, m, "g", "file")
+				if f.SameInode != "g" || g.SameInode != "g" {
+					t.Errorf("real/f and g do not share an inode: %q, %q", f.SameInode, g.SameInode)
+				}
+				wantMissing(t, m, "dir")
+			},
+			merged: func(t *testing.T, m manifest.Manifest) {
+				wantType(t, m, "dir", "symlink")
+				wantType(t, m, "g", "file")
+			},
+		},
+		{
 			// A whiteout hides lower layers only (OCI image spec,
 			// layer.md), so the file this layer adds stays.
 			name: "file then its whiteout keeps the file",

@@ -111,11 +111,9 @@ const (
 //     times instead of failing the apply.
 //
 // Limits: sparse files are written with their holes as zeros. Copy-up does
-// not copy the xattrs of symlinks and device nodes. Its lookup stops at
-// whiteout devices but does not consult opaque directories of the
-// lowerdirs. A symlink in the target's parents that exists only in a
-// lowerdir is followed to find the file, but the copy is made at the
-// unresolved path, where a directory then replaces the lower symlink.
+// not copy the xattrs of symlinks and device nodes. Its lookups follow
+// symlinks of the lowerdirs and stop at whiteout devices, but they do not
+// consult opaque directories of the lowerdirs.
 //
 // Errors are *EntryError values naming the entry. Invalid content wraps
 // ErrInvalidLayer, and errors of the file system, ENOSPC among them, stay

@@ -78,6 +78,13 @@ func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error)
 	err = link()
 	canCopyUp := a.opts.Whiteouts == OverlayWhiteouts && len(a.opts.Lowers) > 0
 	if errors.Is(err, unix.ENOENT) && canCopyUp {
+		// On the merged mount, symlinks that only the lowerdirs have lead
+		// the link to the file, so the copy goes where they lead.
+		mergedParent, mergeErr := a.resolveMerged(targetParent)
+		if mergeErr != nil {
+			return "", mergeErr
+		}
+		resolvedTarget = joinName(mergedParent, targetBase)
 		copied, copyErr := a.copyUp(resolvedTarget)
 		if copyErr != nil {
 			return "", copyErr
