@@ -271,3 +271,32 @@ func wantOpaque(t *testing.T, m manifest.Manifest, path string) manifest.Entry {
 	}
 	return e
 }
+
+// TestHardlinkToHiddenLowerFile checks that copy-up finds only what the
+// merged overlay mount shows: a lower file behind a whiteout or an opaque
+// directory of a later layer cannot be linked.
+func TestHardlinkToHiddenLowerFile(t *testing.T) {
+	requireRoot(t)
+	base := []lt.Entry{lt.Dir("d"), lt.File("d/f", "x"), lt.File("d/kept", "x")}
+	cases := []struct {
+		name   string
+		hiding []lt.Entry
+		target string
+	}{
+		{"behind an opaque directory", []lt.Entry{lt.Dir("d"), lt.Opaque("d")}, "d/f"},
+		{"behind a whiteout of its directory", []lt.Entry{lt.Whiteout("", "d")}, "d/kept"},
+		{"behind its own whiteout", []lt.Entry{lt.Dir("d"), lt.Whiteout("d", "f")}, "d/f"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store := lt.NewStore(t)
+			layers := []ocispec.Descriptor{
+				lt.Layer(t, store, "", base...),
+				lt.Layer(t, store, "", tc.hiding...),
+				lt.Layer(t, store, "", lt.Link("g", tc.target)),
+			}
+			_, err := applyAll(t, oursDiffer(store), overlayTarget, layers)
+			wantInvalid(t, err, "g")
+		})
+	}
+}

@@ -10,16 +10,20 @@ import (
 )
 
 // copyUp copies name from the first lowerdir that has it into the target,
-// as overlayfs copies a file up before it links it. Content, owner, mode,
-// non-trusted xattrs and times are copied. A symlink is copied as a
-// symlink and a device node as a device node, and missing parents are
-// created as implied parents. It returns false when no lowerdir has name,
-// or when the first one that has it holds a whiteout there.
+// as overlayfs copies a file up before it links it. Whiteouts and opaque
+// directories hide lower files as they do on the merged mount. Content,
+// owner, mode, non-trusted xattrs and times are copied. A symlink is copied
+// as a symlink and a device node as a device node, and missing parents are
+// created as implied parents. It returns false when the merged mount shows
+// no file at name.
 //
 // The xattrs of symlinks and device nodes are not copied, because they can
 // only be read through a path, and a path into a lowerdir is not scoped.
 func (a *applier) copyUp(name string) (bool, error) {
-	for _, l := range a.opts.Lowers {
+	for i, l := range a.opts.Lowers {
+		if hidden, err := a.hiddenFrom(name, i); err != nil || hidden {
+			return false, err
+		}
 		fd, err := openLower(l, name, unix.O_PATH|unix.O_NOFOLLOW)
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			continue
@@ -53,9 +57,9 @@ func (a *applier) copyUp(name string) (bool, error) {
 }
 
 // resolveMerged returns name with every symlink in it resolved as the
-// merged overlay mount resolves it: each component is looked up in the
+// merged overlay mount resolves it. Each component is looked up in the
 // target first and then in the lowerdirs, uppermost first, and a whiteout
-// ends the lookup. Opaque directories of the lowerdirs are not consulted.
+// or an opaque directory ends the lookup.
 func (a *applier) resolveMerged(name string) (string, error) {
 	var resolved []string
 	rest := strings.Split(name, "/")
@@ -106,7 +110,10 @@ func (a *applier) mergedReadlink(name string) (string, bool, error) {
 	if err != unix.ENOENT && err != unix.ENOTDIR {
 		return "", false, err
 	}
-	for _, l := range a.opts.Lowers {
+	for i, l := range a.opts.Lowers {
+		if hidden, err := a.hiddenFrom(name, i); err != nil || hidden {
+			return "", false, err
+		}
 		fd, err := openLower(l, name, unix.O_PATH|unix.O_NOFOLLOW)
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			continue

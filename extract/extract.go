@@ -111,9 +111,7 @@ const (
 //     times instead of failing the apply.
 //
 // Limits: sparse files are written with their holes as zeros. Copy-up does
-// not copy the xattrs of symlinks and device nodes. Its lookups follow
-// symlinks of the lowerdirs and stop at whiteout devices, but they do not
-// consult opaque directories of the lowerdirs.
+// not copy the xattrs of symlinks and device nodes.
 //
 // Errors are *EntryError values naming the entry. Invalid content wraps
 // ErrInvalidLayer, and errors of the file system, ENOSPC among them, stay

@@ -140,3 +140,80 @@ func getXattr(fd int, key string) ([]byte, error) {
 		return buf[:n], nil
 	}
 }
+
+// hiddenFrom reports whether the merged overlay mount hides name in the
+// lowerdir with index i and in every one below it. That is so when a parent
+// directory of name is a whiteout, or is opaque, in the target or in a
+// lowerdir above i.
+func (a *applier) hiddenFrom(name string, i int) (bool, error) {
+	parent, _ := splitName(name)
+	if parent == "" {
+		return false, nil
+	}
+	parts := strings.Split(parent, "/")
+	for n := 1; n <= len(parts); n++ {
+		dir := strings.Join(parts[:n], "/")
+		hidden, err := a.hidesInTarget(dir)
+		if err != nil || hidden {
+			return hidden, err
+		}
+		for _, l := range a.opts.Lowers[:i] {
+			hidden, err := hidesInLower(l, dir)
+			if err != nil || hidden {
+				return hidden, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// hidesInTarget reports whether dir in the target is a whiteout or an
+// opaque directory.
+func (a *applier) hidesInTarget(dir string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(a.path(dir), &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return false, nil
+		}
+		return false, fmt.Errorf("failed to inspect %s: %w", dir, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return st.Rdev == 0, nil
+	case unix.S_IFDIR:
+		value := make([]byte, 1)
+		n, err := unix.Lgetxattr(a.path(dir), opaqueXattr, value)
+		return err == nil && n == 1 && value[0] == 'y', nil
+	}
+	return false, nil
+}
+
+// hidesInLower reports whether dir in the lowerdir l is a whiteout or an
+// opaque directory.
+func hidesInLower(l *os.File, dir string) (bool, error) {
+	fd, err := openLower(l, dir, unix.O_PATH|unix.O_NOFOLLOW)
+	if err == unix.ENOENT || err == unix.ENOTDIR {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("failed to look up %s in lowerdir %s: %w", dir, l.Name(), err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, fmt.Errorf("failed to stat %s in lowerdir %s: %w", dir, l.Name(), err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return st.Rdev == 0, nil
+	case unix.S_IFDIR:
+		dirFD, err := openLower(l, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if err != nil {
+			return false, fmt.Errorf("failed to open %s in lowerdir %s: %w", dir, l.Name(), err)
+		}
+		defer unix.Close(dirFD)
+		value, err := getXattr(dirFD, opaqueXattr)
+		return err == nil && string(value) == "y", nil
+	}
+	return false, nil
+}
