@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,85 +53,6 @@ func (a *applier) copyUp(name string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
-}
-
-// resolveMerged returns name with every symlink in it resolved as the
-// merged overlay mount resolves it. Each component is looked up in the
-// target first and then in the lowerdirs, uppermost first, and a whiteout
-// or an opaque directory ends the lookup.
-func (a *applier) resolveMerged(name string) (string, error) {
-	var resolved []string
-	rest := strings.Split(name, "/")
-	for links := 0; len(rest) > 0; {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(resolved) > 0 {
-				resolved = resolved[:len(resolved)-1]
-			}
-			continue
-		}
-		candidate := strings.Join(append(resolved, c), "/")
-		target, isLink, err := a.mergedReadlink(candidate)
-		if err != nil {
-			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
-		}
-		if !isLink {
-			resolved = append(resolved, c)
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("failed to resolve %s: too many symlinks: %w", name, unix.ELOOP)
-		}
-		if strings.HasPrefix(target, "/") {
-			resolved = resolved[:0]
-		}
-		rest = append(strings.Split(target, "/"), rest...)
-	}
-	return strings.Join(resolved, "/"), nil
-}
-
-// mergedReadlink returns the target of name, a path without symlinks in its
-// parents, when the merged mount shows a symlink there.
-func (a *applier) mergedReadlink(name string) (string, bool, error) {
-	var st unix.Stat_t
-	err := unix.Lstat(a.path(name), &st)
-	if err == nil {
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			return "", false, nil
-		}
-		target, err := os.Readlink(a.path(name))
-		return target, err == nil, err
-	}
-	if err != unix.ENOENT && err != unix.ENOTDIR {
-		return "", false, err
-	}
-	for i, l := range a.opts.Lowers {
-		if hidden, err := a.hiddenFrom(name, i); err != nil || hidden {
-			return "", false, err
-		}
-		fd, err := openLower(l, name, unix.O_PATH|unix.O_NOFOLLOW)
-		if err == unix.ENOENT || err == unix.ENOTDIR {
-			continue
-		}
-		if err != nil {
-			return "", false, fmt.Errorf("failed to look up %s in lowerdir %s: %w",
-				name, l.Name(), err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Fstat(fd, &st); err != nil {
-			return "", false, err
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			return "", false, nil
-		}
-		target, err := readlinkFD(fd)
-		return target, err == nil, err
-	}
-	return "", false, nil
 }
 
 // copyUpNode creates name in the target as a copy of the lower inode fd,
