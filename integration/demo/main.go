@@ -1,7 +1,8 @@
-// Command demo shows the chroot applier at work end to end: it builds the
+// Command demo shows the chroot applier at work end to end. It builds the
 // daemon, starts a throwaway containerd with the daemon as its proxy diff
-// plugin and a loopback registry, pushes a Debian bookworm image, pulls it
-// with ctr and prints each layer the applier applied and how long it took.
+// plugin and a loopback registry, and pushes a Debian bookworm image. Then
+// it pulls the image with ctr and prints each layer the applier applied and
+// how long the pull took.
 //
 // Everything it starts lives in temporary directories and on 127.0.0.1, and
 // is stopped and removed when the demo ends, also on Ctrl-C. It needs root.

@@ -19,8 +19,8 @@ const (
 	CrictlVersion     = "v1.37.0"
 )
 
-// DefaultCacheDir is where built tools are kept between runs, unless
-// $CHROOT_APPLIER_CACHE names another directory.
+// DefaultCacheDir is the directory that keeps built tools between runs,
+// unless $CHROOT_APPLIER_CACHE names another one.
 const DefaultCacheDir = "/var/cache/containerd-chroot-applier"
 
 // Tools are the paths of the stock binaries the tests drive.
