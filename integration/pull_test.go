@@ -127,6 +127,7 @@ func TestPullPaths(t *testing.T) {
 					}
 					checkApplied(t, lines, ns, img.digests(t))
 					e.compareWithReference(t, c, ns, img)
+					checkNotWalked(t, e, c, img.digests(t))
 				})
 			}
 		})
@@ -149,6 +150,40 @@ func checkApplied(t *testing.T, lines []harness.AppliedLayer, ns string, digests
 			continue
 		}
 		t.Logf("applied %s", describeApplied(found[len(found)-1]))
+	}
+}
+
+// walkedDigests returns the layers c's log shows the walking differ
+// applying: its one debug line per layer is "diff applied".
+func walkedDigests(t *testing.T, c *harness.Containerd) map[string]bool {
+	t.Helper()
+	lines, err := harness.LogLines(c.Log)
+	if err != nil {
+		t.Fatalf("failed to read containerd's log: %v", err)
+	}
+	walked := map[string]bool{}
+	for _, line := range lines {
+		if d, ok := line["digest"].(string); ok && line["msg"] == "diff applied" {
+			walked[d] = true
+		}
+	}
+	return walked
+}
+
+// checkNotWalked fails t if c's log shows the walking differ applying any
+// of digests. The reference containerd's log, which must show every layer,
+// checks that the log line is still the one searched for.
+func checkNotWalked(t *testing.T, e *env, c *harness.Containerd, digests []string) {
+	t.Helper()
+	walked := walkedDigests(t, c)
+	reference := walkedDigests(t, e.reference)
+	for _, d := range digests {
+		if walked[d] {
+			t.Errorf("the walking differ applied layer %s", d)
+		}
+		if !reference[d] {
+			t.Errorf("the reference containerd's log has no walking differ line for layer %s", d)
+		}
 	}
 }
 
