@@ -142,6 +142,7 @@ func layeredLayers(t *testing.T) []v1.Layer {
 	fifo := entry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "run/fifo", Mode: 0o600}}
 	device := entry{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "dev/null", Mode: 0o666,
 		Devmajor: 1, Devminor: 3}}
+
 	base := buildTar(t,
 		dir("etc/", 0o755, 0),
 		file("etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0o644, 0),
@@ -168,6 +169,7 @@ func layeredLayers(t *testing.T) []v1.Layer {
 		device,
 		dir("tmp/", 0o1777, 0),
 	)
+
 	changes := buildTar(t,
 		// A hardlink set rewritten in an upper layer: both names carry the
 		// new content, as a diff of a changed hardlinked file would.
@@ -183,6 +185,7 @@ func layeredLayers(t *testing.T) []v1.Layer {
 		file("etc/passwd", "root:x:0:0::/root:/bin/sh\nuser:x:2000:2000::/home/user:/bin/sh\n",
 			0o644, 0),
 	)
+
 	// Entries without their parent directories: the implied parents come
 	// from the lower layers or are created.
 	implied := buildTar(t,

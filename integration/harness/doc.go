@@ -1,6 +1,6 @@
 // Package harness runs real containerd daemons, the chroot applier daemon and
-// a loopback OCI registry in a throwaway directory, so that the integration
-// tests and the demo can pull images through the applier and compare the
+// a loopback OCI registry in a throwaway directory. The integration tests and
+// the demo use it to pull images through the applier and to compare the
 // snapshots it produces with those of containerd's walking differ.
 //
 // Every process the harness starts listens on a unix socket inside its own

@@ -3,9 +3,9 @@
 // package.
 //
 // Its main never calls reexec.Init. The applier's confined child still
-// starts from this binary because the applier package dispatches it from its
-// own init function; the integration tests pull images through this binary to
-// prove that.
+// starts from this binary, because the applier package dispatches it from its
+// own init function. The integration tests pull images through this binary
+// to prove that.
 package main
 
 import (
