@@ -78,6 +78,8 @@ func TestApplyErrors(t *testing.T) {
 		{"content cut short", valid[:1024], "a", true},
 		{"missing hardlink target", mustTar(t, lt.Link("l", "nowhere")), "l", true},
 		{"file below a file", mustTar(t, lt.File("f", "x"), lt.File("f/g", "y")), "f/g", false},
+		{"symlink loop in the parents", mustTar(t,
+			lt.Symlink("a", "b"), lt.Symlink("b", "a"), lt.File("a/f", "x")), "a/f", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
