@@ -230,6 +230,10 @@ func TestUnknownMediaType(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Errorf("error %v, want errdefs.ErrNotImplemented", err)
 	}
+	var childErr *applier.ChildError
+	if errors.As(err, &childErr) {
+		t.Errorf("error %v comes from a child, want the parent to reject the layer", err)
+	}
 	if m := buildManifest(t, dir); len(m.Entries) != 1 {
 		t.Errorf("target has %v, want it empty", m.Paths())
 	}
