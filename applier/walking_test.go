@@ -166,6 +166,20 @@ func TestMatchesWalkingDiffer(t *testing.T) {
 				lt.Whiteout("", "link"),
 			},
 		}},
+		{"directory after its children", [][]lt.Entry{{
+			lt.File("d/e/f", "x"),
+			lt.Dir("d/e", lt.Mode(0o700), lt.Owner(5, 5), lt.Mtime(old)),
+			lt.Dir("d", lt.Mode(0o750), lt.Owner(6, 6), lt.Xattr("user.late", "1")),
+		}}},
+		{"duplicate entries", [][]lt.Entry{{
+			lt.File("f", "first", lt.Mode(0o600)),
+			lt.Link("g", "f"),
+			lt.File("f", "second", lt.Mode(0o644), lt.Owner(1, 1)),
+			lt.Dir("d", lt.Mode(0o700)),
+			lt.Dir("d", lt.Mode(0o755), lt.Owner(2, 2)),
+			lt.Symlink("s", "a"),
+			lt.Symlink("s", "b"),
+		}}},
 		{"metadata prefixes", [][]lt.Entry{{
 			lt.Whiteout("", ".wh.plnk"),
 			lt.File("x", "x"),
