@@ -38,8 +38,9 @@ type applier struct {
 }
 
 type dirTime struct {
-	name  string
-	times [2]unix.Timespec
+	// entry is the entry name as in the header, name the cleaned one.
+	entry, name string
+	times       [2]unix.Timespec
 }
 
 func newApplier(opts Options) *applier {

@@ -84,7 +84,7 @@ func (a *applier) createNode(hdr *tar.Header, name string, r io.Reader, merge bo
 		if err := a.applyMetadata(hdr, name, true, false); err != nil {
 			return false, err
 		}
-		a.dirs = append(a.dirs, dirTime{name: name, times: entryTimes(hdr)})
+		a.dirs = append(a.dirs, dirTime{entry: hdr.Name, name: name, times: entryTimes(hdr)})
 		return false, nil
 
 	case tar.TypeSymlink:

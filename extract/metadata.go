@@ -76,7 +76,7 @@ func (a *applier) setDirTimes() error {
 		}
 		if err != nil {
 			err = fmt.Errorf("failed to set times of %s: %w", d.name, err)
-			return &EntryError{Entry: d.name, Err: err}
+			return &EntryError{Entry: d.entry, Err: err}
 		}
 	}
 	return nil
