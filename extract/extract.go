@@ -113,9 +113,11 @@ const (
 // Limits: sparse files are written with their holes as zeros. Copy-up does
 // not copy the xattrs of symlinks and device nodes.
 //
-// Errors are *EntryError values naming the entry. Invalid content wraps
-// ErrInvalidLayer, and errors of the file system, ENOSPC among them, stay
-// visible to errors.Is.
+// An error applying an entry is an *EntryError naming it. A stream whose
+// next header cannot be read fails with an error that names the last entry
+// read, and a cancelled ctx stops Apply between entries with ctx.Err().
+// Invalid content wraps ErrInvalidLayer, and errors of the file system,
+// ENOSPC among them, stay visible to errors.Is.
 func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	a := newApplier(opts)
 	tr := tar.NewReader(bufio.NewReaderSize(r, readBufferSize))
