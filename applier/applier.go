@@ -71,7 +71,8 @@ func (a *Applier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []m
 // Compare returns errdefs.ErrNotImplemented: this applier creates no diffs.
 func (a *Applier) Compare(context.Context, []mount.Mount, []mount.Mount,
 	...diff.Opt) (ocispec.Descriptor, error) {
-	return ocispec.Descriptor{}, fmt.Errorf("chroot applier does not compare: %w", errdefs.ErrNotImplemented)
+	return ocispec.Descriptor{}, fmt.Errorf("chroot applier does not compare: %w",
+		errdefs.ErrNotImplemented)
 }
 
 // ApplyLayer is Apply with the details of the run. Errors name the layer
@@ -85,11 +86,13 @@ func (a *Applier) ApplyLayer(ctx context.Context, desc ocispec.Descriptor, mount
 	var config diff.ApplyConfig
 	for _, o := range opts {
 		if err := o(ctx, desc, &config); err != nil {
-			return Result{}, fmt.Errorf("failed to apply config option for layer %s: %w", desc.Digest, err)
+			return Result{}, fmt.Errorf("failed to apply config option for layer %s: %w",
+				desc.Digest, err)
 		}
 	}
 	if err := desc.Digest.Validate(); err != nil {
-		return Result{}, fmt.Errorf("invalid layer digest %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+		return Result{}, fmt.Errorf("invalid layer digest %q: %v: %w",
+			desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	mounts, deactivate, err := a.activateMounts(ctx, desc, mounts)
 	if err != nil {

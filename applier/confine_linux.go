@@ -120,7 +120,8 @@ func dropCapabilities() error {
 			return fmt.Errorf("failed to drop capability %d from the bounding set: %w", c, err)
 		}
 	}
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+	err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0)
+	if err != nil {
 		return fmt.Errorf("failed to clear ambient capabilities: %w", err)
 	}
 
@@ -129,7 +130,11 @@ func dropCapabilities() error {
 		{Effective: mask[0], Permitted: mask[0]},
 		{Effective: mask[1], Permitted: mask[1]},
 	}
-	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
+	// The pointer conversions stay in the call so that hdr and data stay
+	// alive and in place for the system call.
+	err = allThreads(unix.SYS_CAPSET,
+		uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	if err != nil {
 		return fmt.Errorf("failed to set capabilities: %w", err)
 	}
 	return nil

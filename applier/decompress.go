@@ -31,19 +31,21 @@ const (
 // directly: the OCI layer types with their non-distributable variants and
 // Docker's schema 2 layer types.
 func layerCompression(mediaType string) (compression, bool) {
+	// The non-distributable types are deprecated in the image spec but
+	// still found in registries.
 	switch mediaType {
 	case ocispec.MediaTypeImageLayer,
-		ocispec.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // still found in registries
+		ocispec.MediaTypeImageLayerNonDistributable,
 		images.MediaTypeDockerSchema2Layer,
 		images.MediaTypeDockerSchema2LayerForeign:
 		return uncompressed, true
 	case ocispec.MediaTypeImageLayerGzip,
-		ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // still found in registries
+		ocispec.MediaTypeImageLayerNonDistributableGzip,
 		images.MediaTypeDockerSchema2LayerGzip,
 		images.MediaTypeDockerSchema2LayerForeignGzip:
 		return gzipCompressed, true
 	case ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck // still found in registries
+		ocispec.MediaTypeImageLayerNonDistributableZstd,
 		images.MediaTypeDockerSchema2LayerZstd:
 		return zstdCompressed, true
 	}
@@ -159,7 +161,8 @@ func newProcessorDecoder(ctx context.Context, mediaType string, blob io.Reader,
 			if err == diff.ErrNoProcessor {
 				return nil, fmt.Errorf("media type %s: %w", mediaType, errdefs.ErrNotImplemented)
 			}
-			return nil, fmt.Errorf("failed to get stream processor for %s: %w", processor.MediaType(), err)
+			return nil, fmt.Errorf("failed to get stream processor for %s: %w",
+				processor.MediaType(), err)
 		}
 		processor = next
 		chain = append(chain, processor)

@@ -325,7 +325,8 @@ func relCheckNoLeaks(t testing.TB, before relHostState) {
 	}
 	after := relSnapshot(t, dirs...)
 	if !slices.Equal(after.children, before.children) {
-		t.Errorf("child processes left behind: before %v, after %v", before.children, after.children)
+		t.Errorf("child processes left behind: before %v, after %v",
+			before.children, after.children)
 	}
 	if after.mountinfo != before.mountinfo {
 		t.Errorf("mounts changed:\nbefore:\n%s\nafter:\n%s", before.mountinfo, after.mountinfo)
@@ -647,7 +648,8 @@ func TestRelRequestErrors(t *testing.T) {
 				t.Errorf("a child was started for a request that cannot succeed: %v", err)
 			}
 			if len(children) > 0 {
-				t.Errorf("child processes %v were started for a request that cannot succeed", children)
+				t.Errorf("child processes %v were started for a request that cannot succeed",
+					children)
 			}
 		})
 	}

@@ -47,13 +47,18 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	defer ra.Close()
 
-	blob := &countingReader{r: content.NewReader(ra), hash: desc.Digest.Algorithm().Hash(), progress: config.Progress}
+	blob := &countingReader{
+		r:        content.NewReader(ra),
+		hash:     desc.Digest.Algorithm().Hash(),
+		progress: config.Progress,
+	}
 	dec, err := newDecoder(ctx, desc.MediaType, blob, config.ProcessorPayloads)
 	if err != nil {
 		if errdefs.IsNotImplemented(err) {
 			return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
-		return Result{}, fmt.Errorf("failed to decode layer %s: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+		return Result{}, fmt.Errorf("failed to decode layer %s: %v: %w",
+			desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	defer dec.Close()
 
@@ -63,7 +68,8 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	// child is reaped means that thread cannot be one that ends early.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	c, err := startChild(ctx, childOptions{Layer: desc.Digest.String(), Target: target, SyncFs: config.SyncFs})
+	opts := childOptions{Layer: desc.Digest.String(), Target: target, SyncFs: config.SyncFs}
+	c, err := startChild(ctx, opts)
 	if err != nil {
 		return Result{}, fmt.Errorf("failed to start child for layer %s: %w", desc.Digest, err)
 	}
@@ -99,7 +105,8 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		copyErr = dec.Err()
 	}
 	if copyErr != nil {
-		return Result{}, fmt.Errorf("failed to read layer %s: %v: %w", desc.Digest, copyErr, errdefs.ErrInvalidArgument)
+		return Result{}, fmt.Errorf("failed to read layer %s: %v: %w",
+			desc.Digest, copyErr, errdefs.ErrInvalidArgument)
 	}
 	if err := blob.verify(desc); err != nil {
 		return Result{}, err
@@ -155,7 +162,8 @@ func (c *countingReader) verify(desc ocispec.Descriptor) error {
 			desc.Digest, c.n, desc.Size, errdefs.ErrInvalidArgument)
 	}
 	if got := digest.NewDigest(desc.Digest.Algorithm(), c.hash); got != desc.Digest {
-		return fmt.Errorf("layer %s: blob digest is %s: %w", desc.Digest, got, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("layer %s: blob digest is %s: %w",
+			desc.Digest, got, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -240,7 +248,8 @@ func (c *child) wait() (childResult, error) {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
 			if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				return res, fmt.Errorf("child was killed by signal %s%s", ws.Signal(), c.stderrTail())
+				return res, fmt.Errorf("child was killed by signal %s%s",
+					ws.Signal(), c.stderrTail())
 			}
 		}
 		return res, fmt.Errorf("child failed: %w%s", err, c.stderrTail())

@@ -136,7 +136,8 @@ func TestOpenLayerOptions(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := OpenLayer(ctx, path, ocispec.MediaTypeImageLayer); !errors.Is(err, context.Canceled) {
+	_, err = OpenLayer(ctx, path, ocispec.MediaTypeImageLayer)
+	if !errors.Is(err, context.Canceled) {
 		t.Errorf("OpenLayer(cancelled) = %v, want context.Canceled", err)
 	}
 	absent := filepath.Join(t.TempDir(), "absent")

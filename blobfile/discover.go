@@ -65,7 +65,8 @@ func (d *Discovery) Root(ctx context.Context) string {
 	}
 	if err := checkRoot(root); err != nil {
 		log.G(ctx).WithError(err).WithField("root", root).
-			Info("containerd's content root is not readable here, reading blobs through the content API")
+			Info("containerd's content root is not readable here, " +
+				"reading blobs through the content API")
 		return ""
 	}
 	log.G(ctx).WithField("root", root).Info("reading blobs from containerd's content root")
