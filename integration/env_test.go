@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +52,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// The shared daemons log where they run only with -v, as tests do.
+	if !testing.Verbose() {
+		sharedClean.Log = io.Discard
+	}
 	code := m.Run()
 	sharedClean.Run()
 	os.Exit(code)

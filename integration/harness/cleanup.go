@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
 )
@@ -14,8 +15,11 @@ type TB interface {
 }
 
 // Cleanups is a TB for programs: it runs the registered functions in reverse
-// order when Run is called and logs to standard error.
+// order when Run is called, and logs to Log.
 type Cleanups struct {
+	// Log receives the log lines; nil means standard error.
+	Log io.Writer
+
 	mu    sync.Mutex
 	funcs []func()
 }
@@ -27,9 +31,13 @@ func (c *Cleanups) Cleanup(f func()) {
 	c.funcs = append(c.funcs, f)
 }
 
-// Logf writes a line to standard error.
+// Logf writes a line to c.Log.
 func (c *Cleanups) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	w := c.Log
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, format+"\n", args...)
 }
 
 // Run calls the registered functions, last registered first. It may be called
