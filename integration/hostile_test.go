@@ -2,11 +2,13 @@ package integration
 
 import (
 	"archive/tar"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/chroot-applier/containerd-chroot-applier/integration/harness"
 	"github.com/chroot-applier/containerd-chroot-applier/internal/manifest"
 )
 
@@ -72,63 +74,83 @@ var hostileCases = []hostileCase{
 
 func TestHostileLayers(t *testing.T) {
 	e := setup(t)
-	const ns = "hostile"
-
-	for i, hc := range hostileCases {
-		t.Run(hc.name, func(t *testing.T) {
-			sentinel := e.sentinelDir(t)
-			before := buildManifest(t, sentinel)
-			layer := tarLayer(t, buildTar(t, hc.entries(sentinel)...), "gzip")
-			img := e.push(t, "hostile", "hostile:"+string(rune('a'+i)), layer)
-			digest, diffID := layerIDs(t, layer)
-
-			out, pullErr := e.proxy.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http", img.ref)
-			switch {
-			case pullErr != nil:
-				msg := ctrError(pullErr.Error())
-				t.Logf("pull failed as a hostile layer may: %s", msg)
-				if !strings.Contains(msg, digest) && !strings.Contains(msg, hc.entry) {
-					t.Errorf("ctr's error names neither the layer %s nor the entry %q: %s",
-						digest, hc.entry, pullErr)
-				}
-			case hc.mustFail:
-				t.Errorf("pull of a layer the applier must reject succeeded:\n%s", out)
-			default:
-				t.Logf("pull succeeded; the layer's names resolved inside the snapshot")
+	containerds := []struct {
+		name string
+		c    *harness.Containerd
+		// applied reads the applier's "layer applied" lines.
+		applied func() ([]harness.AppliedLayer, error)
+	}{
+		{"proxy", e.proxy, e.daemon.AppliedLayers},
+		{"compiled-in", e.compiled, func() ([]harness.AppliedLayer, error) {
+			return harness.AppliedLayersIn(e.compiled.Log)
+		}},
+	}
+	for _, target := range containerds {
+		t.Run(target.name, func(t *testing.T) {
+			for i, hc := range hostileCases {
+				t.Run(hc.name, func(t *testing.T) {
+					tag := fmt.Sprintf("%s-%d", target.name, i)
+					testHostileLayer(t, e, target.c, target.applied, tag, hc)
+				})
 			}
-
-			for _, d := range manifest.Diff(buildManifest(t, sentinel), before) {
-				t.Errorf("hostile layer changed the host directory %s: %s", sentinel, d)
-			}
-			if _, err := os.Lstat(filepath.Join(sentinel, "pwned")); err == nil {
-				t.Errorf("hostile layer created %s/pwned", sentinel)
-			}
-
-			snapshots, err := e.proxy.Ctr(ctxTimeout(t), ns,
-				"snapshots", "--snapshotter", "overlayfs", "ls")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if pullErr != nil && strings.Contains(snapshots, diffID) {
-				t.Errorf("a snapshot of the failed layer %s (chain ID %s) is left:\n%s",
-					digest, diffID, snapshots)
-			}
-
-			// A good image not pulled before, so that its layer is applied.
-			goodTar := buildTar(t, file("case", hc.name+"\n", 0o644, 0))
-			good := e.push(t, "good", "after-hostile:"+string(rune('a'+i)),
-				tarLayer(t, goodTar, "gzip"))
-			if _, err := e.proxy.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http",
-				good.ref); err != nil {
-				t.Fatalf("a good pull after the hostile layer failed: %v", err)
-			}
-			lines, err := e.daemon.AppliedLayers()
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkApplied(t, lines, ns, good.digests(t))
 		})
 	}
+}
+
+// testHostileLayer pulls the image of hc into c and checks that the host is
+// untouched, that a failure is readable and leaves no snapshot, and that a
+// good pull still works afterwards.
+func testHostileLayer(t *testing.T, e *env, c *harness.Containerd,
+	applied func() ([]harness.AppliedLayer, error), tag string, hc hostileCase) {
+	const ns = "hostile"
+	sentinel := e.sentinelDir(t)
+	before := buildManifest(t, sentinel)
+	layer := tarLayer(t, buildTar(t, hc.entries(sentinel)...), "gzip")
+	img := e.push(t, "hostile", "hostile:"+tag, layer)
+	digest, diffID := layerIDs(t, layer)
+
+	out, pullErr := c.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http", img.ref)
+	switch {
+	case pullErr != nil:
+		msg := ctrError(pullErr.Error())
+		t.Logf("pull failed as a hostile layer may: %s", msg)
+		if !strings.Contains(msg, digest) && !strings.Contains(msg, hc.entry) {
+			t.Errorf("ctr's error names neither the layer %s nor the entry %q: %s",
+				digest, hc.entry, pullErr)
+		}
+	case hc.mustFail:
+		t.Errorf("pull of a layer the applier must reject succeeded:\n%s", out)
+	default:
+		t.Logf("pull succeeded; the layer's names resolved inside the snapshot")
+	}
+
+	for _, d := range manifest.Diff(buildManifest(t, sentinel), before) {
+		t.Errorf("hostile layer changed the host directory %s: %s", sentinel, d)
+	}
+	if _, err := os.Lstat(filepath.Join(sentinel, "pwned")); err == nil {
+		t.Errorf("hostile layer created %s/pwned", sentinel)
+	}
+
+	snapshots, err := c.Ctr(ctxTimeout(t), ns, "snapshots", "--snapshotter", "overlayfs", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pullErr != nil && strings.Contains(snapshots, diffID) {
+		t.Errorf("a snapshot of the failed layer %s (chain ID %s) is left:\n%s",
+			digest, diffID, snapshots)
+	}
+
+	// A good image not pulled before, so that its layer is applied.
+	goodTar := buildTar(t, file("case", hc.name+"\n", 0o644, 0))
+	good := e.push(t, "good", "after-hostile:"+tag, tarLayer(t, goodTar, "gzip"))
+	if _, err := c.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http", good.ref); err != nil {
+		t.Fatalf("a good pull after the hostile layer failed: %v", err)
+	}
+	lines, err := applied()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkApplied(t, lines, ns, good.digests(t))
 }
 
 func buildManifest(t *testing.T, dir string) manifest.Manifest {
