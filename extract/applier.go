@@ -28,13 +28,18 @@ type applier struct {
 	// exactDirs are directories created by this layer under a name with
 	// no symlink in it, so that names below them are their own resolved
 	// path.
-	exactDirs map[string]struct{}
+	exactDirs dirIndex
 	// whiteouts holds the resolved paths of the overlay whiteouts this
 	// layer created.
 	whiteouts map[string]struct{}
-	// opaqueDirs are the directories an opaque marker of this layer has
-	// already emptied (DeleteWhiteouts).
-	opaqueDirs map[string]struct{}
+	// emptiedDirs are the directories that an opaque marker or a whiteout
+	// of this layer has already emptied of lower-layer entries
+	// (DeleteWhiteouts). Nothing but this layer's own entries can appear
+	// below them afterwards, so emptying them again would find nothing.
+	emptiedDirs map[string]struct{}
+	// dirReads counts the directories read to remove lower-layer entries,
+	// for tests.
+	dirReads int
 }
 
 type dirTime struct {
@@ -49,13 +54,13 @@ func newApplier(opts Options) *applier {
 		root = "/"
 	}
 	return &applier{
-		opts:       opts,
-		root:       root,
-		buf:        make([]byte, copyBufferSize),
-		created:    map[string]struct{}{},
-		exactDirs:  map[string]struct{}{},
-		whiteouts:  map[string]struct{}{},
-		opaqueDirs: map[string]struct{}{},
+		opts:        opts,
+		root:        root,
+		buf:         make([]byte, copyBufferSize),
+		created:     map[string]struct{}{},
+		exactDirs:   newDirIndex(),
+		whiteouts:   map[string]struct{}{},
+		emptiedDirs: map[string]struct{}{},
 	}
 }
 

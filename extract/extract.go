@@ -119,7 +119,11 @@ const (
 // Invalid content wraps ErrInvalidLayer, and errors of the file system,
 // ENOSPC among them, stay visible to errors.Is.
 func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
-	a := newApplier(opts)
+	return newApplier(opts).apply(ctx, r)
+}
+
+// apply is Apply on the state a, which tests inspect afterwards.
+func (a *applier) apply(ctx context.Context, r io.Reader) (Stats, error) {
 	tr := tar.NewReader(bufio.NewReaderSize(r, readBufferSize))
 	var stats Stats
 	last := ""

@@ -21,7 +21,7 @@ func (a *applier) resolve(name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
-	if _, ok := a.exactDirs[name]; ok {
+	if a.exactDirs.has(name) {
 		return name, nil
 	}
 	var resolved []string
@@ -190,20 +190,10 @@ func (a *applier) setOpaque(dir string) error {
 // removeAll removes name and everything below it, never following a
 // symlink.
 func (a *applier) removeAll(name string) error {
-	var st unix.Stat_t
-	isDir := unix.Lstat(a.path(name), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if err := os.RemoveAll(a.path(name)); err != nil {
 		return fmt.Errorf("failed to remove %s: %w", name, err)
 	}
-	delete(a.exactDirs, name)
-	if isDir {
-		prefix := name + "/"
-		for d := range a.exactDirs {
-			if strings.HasPrefix(d, prefix) {
-				delete(a.exactDirs, d)
-			}
-		}
-	}
+	a.exactDirs.remove(name)
 	return nil
 }
 
@@ -214,16 +204,16 @@ func (a *applier) removeAll(name string) error {
 func (a *applier) recordCreated(name string, resolved, isDir bool) {
 	parent, _ := splitName(name)
 	if !resolved && parent != "" {
-		if _, ok := a.exactDirs[parent]; !ok {
+		if !a.exactDirs.has(parent) {
 			a.pending = append(a.pending, name)
 			return
 		}
 	}
 	a.created[name] = struct{}{}
 	if isDir {
-		a.exactDirs[name] = struct{}{}
+		a.exactDirs.add(name)
 	} else {
-		delete(a.exactDirs, name)
+		a.exactDirs.remove(name)
 	}
 }
 

@@ -78,10 +78,6 @@ func (a *applier) applyOpaque(hdr *tar.Header, parent string) error {
 	if a.opts.Whiteouts == OverlayWhiteouts {
 		return a.setOpaque(dir)
 	}
-	if _, ok := a.opaqueDirs[dir]; ok {
-		return nil
-	}
-	a.opaqueDirs[dir] = struct{}{}
 	if err := a.resolvePending(); err != nil {
 		return err
 	}
@@ -89,8 +85,13 @@ func (a *applier) applyOpaque(hdr *tar.Header, parent string) error {
 }
 
 // removeLowerEntries removes every entry below dir that this layer did not
-// create, descending into the directories it did create.
+// create, descending into the directories it did create. It reads each
+// directory once per layer.
 func (a *applier) removeLowerEntries(dir string) error {
+	if _, ok := a.emptiedDirs[dir]; ok {
+		return nil
+	}
+	a.dirReads++
 	entries, err := os.ReadDir(a.path(dir))
 	if err != nil {
 		return fmt.Errorf("failed to read directory %s: %w", dir, err)
@@ -109,5 +110,6 @@ func (a *applier) removeLowerEntries(dir string) error {
 			}
 		}
 	}
+	a.emptiedDirs[dir] = struct{}{}
 	return nil
 }
