@@ -34,6 +34,20 @@ func describeMachine() string {
 		runtime.NumCPU(), cpuModel(), kernel, runtime.Version(), gzipTools)
 }
 
+// loadAverage returns the 1, 5 and 15 minute load averages, which show
+// whether other work shared the CPUs during the run.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 3 {
+		return "unknown"
+	}
+	return strings.Join(fields[:3], " ")
+}
+
 func cpuModel() string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {

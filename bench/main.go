@@ -7,9 +7,10 @@
 // kind, which is a plain directory given as a bind mount or an overlay
 // upperdir with two small lowerdirs. Each timed apply runs in a fresh subprocess of this
 // binary, so that peak RSS is per run, and the runs alternate between the
-// appliers after one warm-up of each. Only the Apply call is timed; each
-// target is created before its run and removed after it, and the file system
-// is synced before the next run starts.
+// appliers after one warm-up of each. Only the Apply call is timed. Each
+// target is created before its run, the file systems are synced before and
+// after each run, and the targets are removed once the last run of an input
+// and target kind is done.
 //
 // Usage:
 //
@@ -27,9 +28,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
+
+	"github.com/chroot-applier/containerd-chroot-applier/integration/harness"
 )
 
 func main() {
@@ -49,6 +53,12 @@ func main() {
 			"directory that caches the generated input blobs")
 		workDir  = flag.String("workdir", "/var/tmp", "directory for the content store and the targets")
 		markdown = flag.String("markdown", "", "also write the table as Markdown to this file")
+		daemon   = flag.Bool("daemon", true,
+			"also apply through our daemon and through a containerd with the walking differ")
+		settle = flag.Duration("settle", 65*time.Second,
+			"wait after removing a case's targets, so that ext4 can reuse their inodes")
+		concurrent = flag.Int("concurrent", 4,
+			"concurrent applies through the daemon for its peak RSS, 0 to skip")
 	)
 	flag.Parse()
 	if *runs < 1 {
@@ -59,12 +69,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, config{
-		inputs:   split(*inputs),
-		kinds:    split(*kinds),
-		runs:     *runs,
-		cacheDir: *cacheDir,
-		workDir:  *workDir,
-		markdown: *markdown,
+		inputs:     split(*inputs),
+		kinds:      split(*kinds),
+		runs:       *runs,
+		cacheDir:   *cacheDir,
+		workDir:    *workDir,
+		markdown:   *markdown,
+		daemon:     *daemon,
+		settle:     *settle,
+		concurrent: *concurrent,
 	}); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -77,6 +90,9 @@ type config struct {
 	runs              int
 	cacheDir, workDir string
 	markdown          string
+	daemon            bool
+	concurrent        int
+	settle            time.Duration
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -101,18 +117,21 @@ func run(ctx context.Context, cfg config) error {
 		inputs = append(inputs, in)
 	}
 
-	var rows []summary
-	for _, in := range inputs {
-		for _, kind := range cfg.kinds {
-			c, err := measure(ctx, ws, in, kind, cfg.runs)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, summarize(c))
+	loadBefore := loadAverage()
+	rows, err := measureAll(ctx, ws, inputs, cfg)
+	if err != nil {
+		return err
+	}
+	var extra []checkLine
+	if cfg.daemon {
+		daemonRows, daemonChecks, err := measureDaemon(ctx, inputs, cfg)
+		if err != nil {
+			return err
 		}
+		rows = append(rows, daemonRows...)
+		extra = append(extra, daemonChecks...)
 	}
 
-	var extra []checkLine
 	rssOK := true
 	for _, r := range rows {
 		rssOK = rssOK && r.rssCheck()
@@ -120,7 +139,8 @@ func run(ctx context.Context, cfg config) error {
 	extra = append(extra, checkLine{Name: "child peak RSS on every input", OK: rssOK,
 		Detail: fmt.Sprintf("(<= %d MiB)", maxChildRSS/mib)})
 
-	machine := describeMachine()
+	machine := fmt.Sprintf("%s, load average %s before and %s after",
+		describeMachine(), loadBefore, loadAverage())
 	fmt.Println(machine)
 	if err := writeText(os.Stdout, rows, extra); err != nil {
 		return err
@@ -136,6 +156,54 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Fprintf(f, "Command: `%s`\n\nMachine: %s\n\n", commandLine(), machine)
 	writeMarkdown(f, rows, extra)
 	return f.Close()
+}
+
+// measureAll measures every input on every target kind with rn.
+func measureAll(ctx context.Context, rn runner, inputs []input, cfg config) ([]summary, error) {
+	var rows []summary
+	for _, in := range inputs {
+		for _, kind := range cfg.kinds {
+			c, err := measure(ctx, rn, in, kind, cfg.runs, cfg.settle)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, summarize(c))
+		}
+	}
+	return rows, nil
+}
+
+// measureDaemon measures every input through the sockets, then the peak
+// RSS of our daemon while it serves cfg.concurrent applies at once.
+func measureDaemon(ctx context.Context, inputs []input, cfg config) ([]summary, []checkLine, error) {
+	cleanups := &harness.Cleanups{}
+	defer cleanups.Run()
+	fmt.Fprintln(os.Stderr, "starting containerd and the daemon")
+	b, err := startDaemonBench(ctx, cleanups, inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := measureAll(ctx, b, inputs, cfg)
+	if err != nil || cfg.concurrent < 1 || len(inputs) == 0 {
+		return rows, nil, err
+	}
+
+	// The Debian layer is the realistic one; without it, the first input.
+	in := inputs[0]
+	for _, i := range inputs {
+		if i.Name == "debian-gzip" {
+			in = i
+		}
+	}
+	peak, err := b.concurrentPeak(in, cfg.concurrent)
+	if err != nil {
+		return rows, nil, err
+	}
+	return rows, []checkLine{{
+		Name:   fmt.Sprintf("daemon peak RSS, %d concurrent applies of %s", cfg.concurrent, in.Name),
+		OK:     peak <= maxDaemonRSS,
+		Detail: fmt.Sprintf("%s MiB (<= %d MiB)", mibString(peak), maxDaemonRSS/mib),
+	}}, nil
 }
 
 func split(list string) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 )
 
 // caseResult holds the runs of both appliers on one input and target kind,
@@ -11,19 +12,52 @@ import (
 type caseResult struct {
 	Input   input
 	Kind    string
+	Via     string
 	Ours    []applyResult
 	Walking []applyResult
 }
 
+// runner applies an input once with the named applier to a fresh target of
+// the given kind. The returned function removes the target.
+type runner interface {
+	via() string
+	applyOnce(ctx context.Context, in input, kind, applierName string) (applyResult, func(), error)
+}
+
 // measure applies in to fresh targets of kind: one warm-up of each applier,
 // then runs timed pairs, ours first in each pair.
-func measure(ctx context.Context, ws *workspace, in input, kind string, runs int) (caseResult, error) {
-	res := caseResult{Input: in, Kind: kind}
+//
+// The targets are removed only after the last run, and then measure waits
+// for settle. Removing them between runs would make every run pay for the
+// one before: for a while after many inodes are deleted, ext4 skips them
+// when it allocates new ones (recently_deleted in fs/ext4/ialloc.c, 60
+// seconds since Linux 3.x), and on this benchmark's 100,000-file input that
+// made file creation up to 30 times slower.
+func measure(ctx context.Context, rn runner, in input, kind string, runs int,
+	settle time.Duration) (caseResult, error) {
+	res := caseResult{Input: in, Kind: kind, Via: rn.via()}
+	var removals []func()
+	defer func() {
+		for _, remove := range removals {
+			remove()
+		}
+		settleAll()
+		if in.Entries >= settleEntries {
+			time.Sleep(settle)
+		}
+	}()
 	for i := -1; i < runs; i++ {
 		for _, name := range []string{oursName, walkingName} {
-			r, err := measureOne(ctx, ws, in, kind, name)
+			r, remove, err := rn.applyOnce(ctx, in, kind, name)
+			if remove != nil {
+				removals = append(removals, remove)
+			}
+			if err == nil && (r.DiffID != in.DiffID || r.Size != in.Uncompressed) {
+				err = fmt.Errorf("%s returned diffID %s size %d, expected %s size %d",
+					name, r.DiffID, r.Size, in.DiffID, in.Uncompressed)
+			}
 			if err != nil {
-				return res, fmt.Errorf("%s on %s: %w", in.Name, kind, err)
+				return res, fmt.Errorf("%s on %s (%s): %w", in.Name, kind, rn.via(), err)
 			}
 			if i < 0 {
 				continue
@@ -35,38 +69,46 @@ func measure(ctx context.Context, ws *workspace, in input, kind string, runs int
 			}
 		}
 		if i >= 0 {
-			fmt.Fprintf(os.Stderr, "  %s %s run %d: ours %.3fs walking %.3fs\n",
-				in.Name, kind, i+1, res.Ours[i].Seconds, res.Walking[i].Seconds)
+			fmt.Fprintf(os.Stderr, "  %s %s %s run %d: ours %.3fs walking %.3fs\n",
+				rn.via(), in.Name, kind, i+1, res.Ours[i].Seconds, res.Walking[i].Seconds)
 		}
 	}
 	return res, nil
 }
 
-// measureOne creates a target, applies in to it in a subprocess and removes
-// the target again, checking that the applier returned the input's diffID.
-func measureOne(ctx context.Context, ws *workspace, in input, kind, applierName string) (applyResult, error) {
-	t, err := ws.newTarget(kind)
+// settleEntries is the smallest input, in tar entries, whose removal measure
+// waits out.
+const settleEntries = 1000
+
+// Values of the table's "via" column.
+const (
+	viaProcess = "process"
+	viaDaemon  = "daemon"
+)
+
+func (w *workspace) via() string { return viaProcess }
+
+// applyOnce creates a target and applies in to it in a subprocess.
+func (w *workspace) applyOnce(ctx context.Context, in input, kind, applierName string) (applyResult,
+	func(), error) {
+	t, err := w.newTarget(kind)
 	if err != nil {
-		return applyResult{}, err
+		return applyResult{}, nil, err
 	}
-	if err := ws.settle(); err != nil {
-		return applyResult{}, err
+	remove := func() {
+		if err := os.RemoveAll(t.dir); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: failed to remove target %s: %v\n", t.dir, err)
+		}
 	}
+	settleAll()
 	res, err := runSubprocess(ctx, applyRequest{
 		Applier: applierName,
-		Store:   ws.store,
+		Store:   w.store,
 		Layer:   in.descriptor(),
 		Mounts:  t.mounts,
 	})
-	if rmErr := ws.remove(t); err == nil && rmErr != nil {
-		err = fmt.Errorf("failed to remove target %s: %w", t.dir, rmErr)
-	}
-	if err != nil {
-		return res, err
-	}
-	if res.DiffID != in.DiffID || res.Size != in.Uncompressed {
-		return res, fmt.Errorf("%s returned diffID %s size %d, expected %s size %d",
-			applierName, res.DiffID, res.Size, in.DiffID, in.Uncompressed)
-	}
-	return res, nil
+	// Writing back the run's tree now keeps it from being written while
+	// the next run is timed.
+	settleAll()
+	return res, remove, err
 }

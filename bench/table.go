@@ -9,9 +9,9 @@ import (
 
 // tableHeader names the columns of both the text and the Markdown table.
 var tableHeader = []string{
-	"input", "target", "runs", "ours s", "walking s", "ours/walking (min-max)",
+	"input", "target", "via", "runs", "ours s", "walking s", "ours/walking (min-max)",
 	"MB/s ours", "MB/s walking", "entries/s ours", "entries/s walking",
-	"RSS MiB ours parent", "ours child", "walking", "speed target", "child RSS <= 64 MiB",
+	"RSS MiB ours", "ours child", "walking", "speed target", "child RSS <= 64 MiB",
 }
 
 func (s summary) cells() []string {
@@ -24,13 +24,17 @@ func (s summary) cells() []string {
 	if s.WalkingChildRSS > 0 {
 		walkingRSS += " + " + mibString(s.WalkingChildRSS)
 	}
+	childRSS, childCheck := mibString(s.ChildRSS), verdict(s.rssCheck())
+	if s.Via == viaDaemon {
+		childRSS, childCheck = "-", "-"
+	}
 	return []string{
-		s.Input, s.Kind, fmt.Sprint(s.Runs),
+		s.Input, s.Kind, s.Via, fmt.Sprint(s.Runs),
 		fmt.Sprintf("%.3f", s.Ours), fmt.Sprintf("%.3f", s.Walking), ratio,
 		fmt.Sprintf("%.0f", s.OursMBs), fmt.Sprintf("%.0f", s.WalkingMBs),
 		fmt.Sprintf("%.0f", s.OursEnts), fmt.Sprintf("%.0f", s.WalkingEnt),
-		mibString(s.OursRSS), mibString(s.ChildRSS), walkingRSS,
-		verdict(ok) + " " + target, verdict(s.rssCheck()),
+		mibString(s.OursRSS), childRSS, walkingRSS,
+		verdict(ok) + " " + target, childCheck,
 	}
 }
 

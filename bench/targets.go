@@ -128,28 +128,8 @@ func (w *workspace) newTarget(kind string) (target, error) {
 	return target{}, fmt.Errorf("unknown target kind %q, expected %s or %s", kind, kindDir, kindOverlay)
 }
 
-// remove deletes the target and waits until the file system has written
-// both the extracted tree and its removal, so that neither is flushed while
-// the next run is timed.
-func (w *workspace) remove(t target) error {
-	if err := w.settle(); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(t.dir); err != nil {
-		return err
-	}
-	return w.settle()
-}
-
-// settle runs sync and a syncfs of the workspace's file system.
-func (w *workspace) settle() error {
-	unix.Sync()
-	fd, err := unix.Open(w.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Syncfs(fd)
-}
-
 func (w *workspace) close() error { return os.RemoveAll(w.root) }
+
+// settleAll writes back every dirty page of every file system and waits
+// until it is written.
+func settleAll() { unix.Sync() }
