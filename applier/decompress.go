@@ -3,6 +3,7 @@ package applier
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -73,7 +74,8 @@ func newDecoder(ctx context.Context, mediaType string, blob io.Reader,
 	case gzipCompressed:
 		return newGzipDecoder(blob)
 	case zstdCompressed:
-		zr, err := zstd.NewReader(blob, zstd.WithDecoderLowmem(false))
+		zr, err := zstd.NewReader(blob, zstd.WithDecoderLowmem(false),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("failed to start zstd decoder: %w", err)
 		}
@@ -87,11 +89,30 @@ type plainDecoder struct{ io.Reader }
 func (plainDecoder) Close() error { return nil }
 func (plainDecoder) Err() error   { return nil }
 
+// maxZstdWindow bounds the window a zstd layer may ask for, because the
+// decoder allocates it up front: a tiny blob compressed with --long=29 would
+// otherwise cost 512 MiB per apply. 128 MiB (a window log of 27) is also the
+// default decompression memory limit of the zstd command line (zstd(1) of
+// zstd 1.5.4, option -M), so any layer that `zstd -d` decodes without
+// --long or --memory fits.
+const maxZstdWindow = 128 << 20
+
 type zstdDecoder struct{ zr *zstd.Decoder }
 
-func (d *zstdDecoder) Read(p []byte) (int, error) { return d.zr.Read(p) }
-func (d *zstdDecoder) Close() error               { d.zr.Close(); return nil }
-func (d *zstdDecoder) Err() error                 { return nil }
+func (d *zstdDecoder) Read(p []byte) (int, error) {
+	n, err := d.zr.Read(p)
+	// The decoder returns ErrWindowSizeExceeded for a window the frame
+	// header declares, and ErrDecoderSizeExceeded when the content size of
+	// a single-segment frame, which is then its window, is over the limit.
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("zstd window is over the %d MiB limit, so recompress the layer "+
+			"with --long=27 or less: %w", maxZstdWindow>>20, err)
+	}
+	return n, err
+}
+
+func (d *zstdDecoder) Close() error { d.zr.Close(); return nil }
+func (d *zstdDecoder) Err() error   { return nil }
 
 // gzipDecoder reads a series of gzip members and stops at the first bytes
 // after a member that are not the start of another one. Such trailing bytes
