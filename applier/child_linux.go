@@ -71,7 +71,10 @@ func runChild() childResult {
 		Lowers:    lowers,
 		Warn: func(entry, reason string) {
 			if len(res.Warnings) < maxWarnings {
-				res.Warnings = append(res.Warnings, childWarning{Entry: entry, Reason: reason})
+				res.Warnings = append(res.Warnings, childWarning{
+					Entry:  shortenField(entry),
+					Reason: shortenField(reason),
+				})
 			} else {
 				res.WarningsDropped++
 			}
@@ -137,10 +140,10 @@ func syncRoot() error {
 
 // failure turns err into the structured error the parent decodes.
 func failure(stage string, err error) childResult {
-	ce := &childError{Stage: stage, Message: err.Error(), Kind: errKindInternal}
+	ce := &childError{Stage: stage, Message: shortenField(err.Error()), Kind: errKindInternal}
 	var entryErr *extract.EntryError
 	if errors.As(err, &entryErr) {
-		ce.Entry = entryErr.Entry
+		ce.Entry = shortenField(entryErr.Entry)
 	}
 	switch {
 	case errors.Is(err, extract.ErrInvalidLayer):

@@ -1,6 +1,8 @@
 package applier
 
 import (
+	"unicode/utf8"
+
 	"github.com/chroot-applier/containerd-chroot-applier/mount"
 )
 
@@ -73,3 +75,45 @@ const (
 	errKindUnsupported = "unsupported" // the kernel has no file system of a mount's type
 	errKindInternal    = "internal"    // anything else
 )
+
+// maxResultField bounds the JSON-encoded size of each entry name, reason and
+// message in a childResult. With maxWarnings warnings the whole result stays
+// well under the parent's 1 MiB stdout buffer, so it always decodes.
+const maxResultField = 4 << 10
+
+// shortenedMarker ends a field that shortenField cut.
+const shortenedMarker = "... (shortened)"
+
+// shortenField returns s cut so that its JSON encoding, escapes included,
+// takes at most maxResultField bytes, ending with shortenedMarker when cut.
+func shortenField(s string) string {
+	// Two bytes are the quotes. cut is the first offset past which the
+	// encoding and the marker no longer fit.
+	budget := maxResultField - len(shortenedMarker)
+	size, cut := 2, -1
+	for i, r := range s {
+		n := jsonRuneSize(r)
+		if cut < 0 && size+n > budget {
+			cut = i
+		}
+		size += n
+		if size > maxResultField {
+			return s[:cut] + shortenedMarker
+		}
+	}
+	return s
+}
+
+// jsonRuneSize returns an upper bound of the bytes encoding/json writes for r,
+// which escapes control characters, HTML characters, U+2028, U+2029 and
+// invalid UTF-8 as \uXXXX.
+func jsonRuneSize(r rune) int {
+	switch {
+	case r == '"' || r == '\\':
+		return 2
+	case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' ||
+		r == utf8.RuneError:
+		return 6
+	}
+	return utf8.RuneLen(r)
+}
