@@ -81,27 +81,47 @@ const (
 // well under the parent's 1 MiB stdout buffer, so it always decodes.
 const maxResultField = 4 << 10
 
-// shortenedMarker ends a field that shortenField cut.
-const shortenedMarker = "... (shortened)"
+// shortenedMarker replaces the middle of a field that shortenField cut.
+const shortenedMarker = " ... (shortened) ... "
 
 // shortenField returns s cut so that its JSON encoding, escapes included,
-// takes at most maxResultField bytes, ending with shortenedMarker when cut.
+// takes at most maxResultField bytes. A cut field keeps its start and its
+// end, where an error message names the cause, around shortenedMarker.
 func shortenField(s string) string {
-	// Two bytes are the quotes. cut is the first offset past which the
-	// encoding and the marker no longer fit.
-	budget := maxResultField - len(shortenedMarker)
-	size, cut := 2, -1
+	if jsonSize(s) <= maxResultField {
+		return s
+	}
+	// Two bytes are the quotes.
+	budget := maxResultField - 2 - len(shortenedMarker)
+	head, size := 0, 0
 	for i, r := range s {
 		n := jsonRuneSize(r)
-		if cut < 0 && size+n > budget {
-			cut = i
+		if size+n > budget*3/4 {
+			head = i
+			break
 		}
 		size += n
-		if size > maxResultField {
-			return s[:cut] + shortenedMarker
-		}
 	}
-	return s
+	tail := len(s)
+	for tail > head {
+		r, width := utf8.DecodeLastRuneInString(s[:tail])
+		n := jsonRuneSize(r)
+		if size+n > budget {
+			break
+		}
+		size += n
+		tail -= width
+	}
+	return s[:head] + shortenedMarker + s[tail:]
+}
+
+// jsonSize returns an upper bound of the length of the JSON encoding of s.
+func jsonSize(s string) int {
+	size := 2
+	for _, r := range s {
+		size += jsonRuneSize(r)
+	}
+	return size
 }
 
 // jsonRuneSize returns an upper bound of the bytes encoding/json writes for r,

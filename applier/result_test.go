@@ -55,8 +55,11 @@ func TestLargeChildResult(t *testing.T) {
 			if !strings.HasPrefix(childErr.Entry, "x/x/x/") {
 				t.Errorf("error names entry %.40q, want the long name", childErr.Entry)
 			}
-			if !strings.HasSuffix(childErr.Entry, "(shortened)") {
+			if !strings.Contains(childErr.Entry, "(shortened)") {
 				t.Errorf("entry %.40q... is not marked as shortened", childErr.Entry)
+			}
+			if !strings.HasSuffix(childErr.Entry, "x/x/f") {
+				t.Errorf("entry %.40q... does not keep the end of the name", childErr.Entry)
 			}
 			if len(childErr.Message) > 4<<10 {
 				t.Errorf("message takes %d bytes, want at most 4 KiB", len(childErr.Message))
