@@ -79,7 +79,8 @@ func (a *Applier) Compare(context.Context, []mount.Mount, []mount.Mount,
 // digest and, where one is at fault, the tar entry; they wrap
 // errdefs.ErrNotImplemented for a media type that cannot be decoded,
 // errdefs.ErrInvalidArgument for invalid layer content or a digest mismatch,
-// and errdefs.ErrNotFound for a missing blob or target directory.
+// errdefs.ErrNotFound for a missing blob or target directory, and
+// errdefs.ErrFailedPrecondition for a read-only target.
 func (a *Applier) ApplyLayer(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount,
 	opts ...diff.ApplyOpt) (Result, error) {
 	start := time.Now()

@@ -150,6 +150,9 @@ func failure(stage string, err error) childResult {
 		ce.Kind = errKindInvalid
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		ce.Kind = errKindNoSpace
+	case errors.Is(err, syscall.EROFS):
+		ce.Kind = errKindReadOnly
+		ce.Message = shortenField("target is read-only: " + err.Error())
 	case errors.Is(err, syscall.ENOENT) && stage != "extract":
 		ce.Kind = errKindNotFound
 	case errors.Is(err, syscall.ENODEV) && stage == "confine":

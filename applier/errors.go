@@ -13,7 +13,8 @@ import (
 // errdefs.ErrResourceExhausted (and syscall.ENOSPC) for a full target,
 // errdefs.ErrNotFound for a missing path named by the request, and
 // errdefs.ErrNotImplemented for a mount whose file system type the kernel
-// does not have.
+// does not have. A read-only target unwraps to errdefs.ErrFailedPrecondition
+// and syscall.EROFS.
 type ChildError struct {
 	// Layer is the digest of the layer being applied.
 	Layer digest.Digest
@@ -47,6 +48,8 @@ func (e *ChildError) Unwrap() []error {
 		return []error{errdefs.ErrNotFound}
 	case errKindUnsupported:
 		return []error{errdefs.ErrNotImplemented}
+	case errKindReadOnly:
+		return []error{errdefs.ErrFailedPrecondition, syscall.EROFS}
 	}
 	return nil
 }

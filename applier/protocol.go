@@ -73,6 +73,7 @@ const (
 	errKindNoSpace     = "no-space"    // the target file system is full
 	errKindNotFound    = "not-found"   // a path the request names does not exist
 	errKindUnsupported = "unsupported" // the kernel has no file system of a mount's type
+	errKindReadOnly    = "read-only"   // the target is on a read-only file system
 	errKindInternal    = "internal"    // anything else
 )
 

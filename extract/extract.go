@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path"
+
+	"golang.org/x/sys/unix"
 )
 
 // Whiteouts selects how OCI whiteout entries (".wh.NAME" and the opaque
@@ -117,7 +119,10 @@ const (
 // next header cannot be read fails with an error that names the last entry
 // read, and a cancelled ctx stops Apply between entries with ctx.Err().
 // Invalid content wraps ErrInvalidLayer, and errors of the file system,
-// ENOSPC among them, stay visible to errors.Is.
+// ENOSPC among them, stay visible to errors.Is. Invalid content includes a
+// hardlink to a directory, a name too long for the kernel, an xattr over
+// its limits and more xattrs than the file system keeps on one file (ENOSPC
+// from setxattr, which then wraps both).
 func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	return newApplier(opts).apply(ctx, r)
 }
@@ -148,6 +153,10 @@ func (a *applier) apply(ctx context.Context, r io.Reader) (Stats, error) {
 		last = hdr.Name
 
 		if err := a.applyEntry(hdr, tr); err != nil {
+			// A name over PATH_MAX or NAME_MAX cannot exist on any target.
+			if errors.Is(err, unix.ENAMETOOLONG) && !errors.Is(err, ErrInvalidLayer) {
+				err = fmt.Errorf("%w: %w", err, ErrInvalidLayer)
+			}
 			return stats, &EntryError{Entry: hdr.Name, Err: err}
 		}
 	}

@@ -80,6 +80,16 @@ func TestApplyErrors(t *testing.T) {
 		{"file below a file", mustTar(t, lt.File("f", "x"), lt.File("f/g", "y")), "f/g", false},
 		{"symlink loop in the parents", mustTar(t,
 			lt.Symlink("a", "b"), lt.Symlink("b", "a"), lt.File("a/f", "x")), "a/f", false},
+		{"hardlink to a directory", mustTar(t, lt.Dir("d"), lt.Link("l", "d")), "l", true},
+		{"hardlink to a directory from a new parent",
+			mustTar(t, lt.Dir("d"), lt.Link("p/l", "d")), "p/l", true},
+		{"hardlink to dot-dot", mustTar(t, lt.Link("l", "..")), "l", true},
+		{"hardlink to the root", mustTar(t, lt.Link("l", "/")), "l", true},
+		{"name over PATH_MAX", mustTar(t, lt.File(strings.Repeat("d/", 2100)+"f", "")),
+			strings.Repeat("d/", 2100) + "f", true},
+		{"xattr value over 64 KiB",
+			mustTar(t, lt.File("f", "", lt.Xattr("user.v", strings.Repeat("v", 200<<10)))),
+			"f", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

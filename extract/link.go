@@ -18,7 +18,7 @@ func (a *applier) createLink(hdr *tar.Header, name string) error {
 	target := cleanName(hdr.Linkname)
 	err := unix.Linkat(unix.AT_FDCWD, a.path(target), unix.AT_FDCWD, a.path(name), 0)
 	if err != nil && !retryable(err) {
-		return fmt.Errorf("failed to link %s to %s: %w", name, hdr.Linkname, err)
+		return a.linkError(hdr, name, target, err)
 	}
 	resolved := false
 	if err != nil {
@@ -98,7 +98,20 @@ func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error)
 		return "", fmt.Errorf("hardlink target %q not found: %w", hdr.Linkname, ErrInvalidLayer)
 	}
 	if err != nil {
-		return "", fmt.Errorf("failed to link %s to %s: %w", resolved, hdr.Linkname, err)
+		return "", a.linkError(hdr, resolved, resolvedTarget, err)
 	}
 	return resolved, nil
+}
+
+// linkError describes a failed link(2) of name to target. link(2) returns
+// EPERM for a directory target, which the root, "/" and ".." all are, so
+// that case is the layer's fault rather than the file system's.
+func (a *applier) linkError(hdr *tar.Header, name, target string, err error) error {
+	var st unix.Stat_t
+	if errors.Is(err, unix.EPERM) && unix.Lstat(a.path(target), &st) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hardlink to a directory: %s to %q: %w", name, hdr.Linkname,
+			ErrInvalidLayer)
+	}
+	return fmt.Errorf("failed to link %s to %s: %w", name, hdr.Linkname, err)
 }

@@ -39,6 +39,16 @@ func (a *applier) applyXattrs(hdr *tar.Header, name string, regularOrDir bool,
 			a.warn(hdr.Name, "xattr "+key+" not applied: not supported by the target")
 		case errors.Is(err, unix.EPERM) && strings.HasPrefix(key, "user.") && !regularOrDir:
 			a.warn(hdr.Name, "xattr "+key+" not applied: user xattrs need a file or directory")
+		case errors.Is(err, unix.E2BIG), errors.Is(err, unix.ERANGE):
+			// setxattr(2): E2BIG for a value and ERANGE for a name over the
+			// kernel's limits (64 KiB and 255 bytes).
+			return fmt.Errorf("xattr %.64s of %s is too large: %w: %w", key, name, err,
+				ErrInvalidLayer)
+		case errors.Is(err, unix.ENOSPC):
+			// The file system has no room for this many xattrs on one file,
+			// such as ext4, which keeps them in one block.
+			return fmt.Errorf("xattrs of entry do not fit on %s: %w: %w", name, err,
+				ErrInvalidLayer)
 		default:
 			return fmt.Errorf("failed to set xattr %s on %s: %w", key, name, err)
 		}
