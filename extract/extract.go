@@ -100,6 +100,8 @@ const (
 // show:
 //   - With OverlayWhiteouts, a hardlink to a file that exists only in a
 //     lowerdir copies the file up into the target first.
+//   - With OverlayWhiteouts, a hardlink to a whiteout fails as a missing
+//     target, as on the merged mount, instead of making a second whiteout.
 //   - A whiteout hides only lower layers. A file and a whiteout of the same
 //     name in one layer leave the layer's file, and a directory that
 //     replaces a whiteout of the same layer is made opaque.

@@ -16,6 +16,9 @@ import (
 // copied up first.
 func (a *applier) createLink(hdr *tar.Header, name string) error {
 	target := cleanName(hdr.Linkname)
+	if a.isWhiteout(target) {
+		return linkTargetNotFound(hdr)
+	}
 	err := unix.Linkat(unix.AT_FDCWD, a.path(target), unix.AT_FDCWD, a.path(name), 0)
 	if err != nil && !retryable(err) {
 		return a.linkError(hdr, name, target, err)
@@ -70,6 +73,9 @@ func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error)
 		return "", err
 	}
 	resolvedTarget := joinName(resolvedParent, targetBase)
+	if a.isWhiteout(resolvedTarget) {
+		return "", linkTargetNotFound(hdr)
+	}
 
 	link := func() error {
 		return unix.Linkat(unix.AT_FDCWD, a.path(resolvedTarget),
@@ -95,7 +101,7 @@ func (a *applier) linkSlow(hdr *tar.Header, name, target string) (string, error)
 		}
 	}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return "", fmt.Errorf("hardlink target %q not found: %w", hdr.Linkname, ErrInvalidLayer)
+		return "", linkTargetNotFound(hdr)
 	}
 	if err != nil {
 		return "", a.linkError(hdr, resolved, resolvedTarget, err)
@@ -114,4 +120,20 @@ func (a *applier) linkError(hdr *tar.Header, name, target string, err error) err
 			ErrInvalidLayer)
 	}
 	return fmt.Errorf("failed to link %s to %s: %w", name, hdr.Linkname, err)
+}
+
+func linkTargetNotFound(hdr *tar.Header) error {
+	return fmt.Errorf("hardlink target %q not found: %w", hdr.Linkname, ErrInvalidLayer)
+}
+
+// isWhiteout reports whether name is an overlay whiteout in the upperdir: a
+// 0:0 character device, which the merged mount shows as missing, so that a
+// hardlink to it fails as link(2) on the merged mount would.
+func (a *applier) isWhiteout(name string) bool {
+	if a.opts.Whiteouts != OverlayWhiteouts {
+		return false
+	}
+	var st unix.Stat_t
+	err := unix.Lstat(a.path(name), &st)
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
