@@ -18,7 +18,8 @@ import (
 // Applier applies layers from a content provider in a confined child. It
 // implements containerd's diff.Applier and diff.Comparer; Compare always
 // returns errdefs.ErrNotImplemented so that the diff service moves on to the
-// next differ. An Applier is safe for concurrent use.
+// next differ. An Applier is safe for concurrent use, but concurrent applies
+// to the same target leave an undefined tree.
 type Applier struct {
 	provider     content.Provider
 	mountManager mount.Manager
@@ -32,7 +33,9 @@ var (
 // Option configures an Applier.
 type Option func(*Applier)
 
-// New returns an Applier that reads layer blobs from provider.
+// New returns an Applier that reads layer blobs from provider. A cancelled
+// context stops an apply only once the provider's pending ReadAt returns, so
+// a provider whose reads ignore the context delays cancellation until then.
 func New(provider content.Provider, opts ...Option) *Applier {
 	a := &Applier{provider: provider}
 	for _, o := range opts {

@@ -114,8 +114,10 @@ const (
 //   - A directory entry that a later entry of the layer removed gets no
 //     times instead of failing the apply.
 //
-// Limits: sparse files are written with their holes as zeros. Copy-up does
-// not copy the xattrs of symlinks and device nodes.
+// Limits: sparse files are written with their holes as zeros, as the
+// walking differ writes them, because archive/tar reads holes as zeros.
+// Two applies to the same target at once leave an undefined tree. Copy-up
+// does not copy the xattrs of symlinks and device nodes.
 //
 // An error applying an entry is an *EntryError naming it. A stream whose
 // next header cannot be read fails with an error that names the last entry
