@@ -29,10 +29,10 @@ type runner interface {
 //
 // The targets are removed only after the last run, and then measure waits
 // for settle. Removing them between runs would make every run pay for the
-// one before: for a while after many inodes are deleted, ext4 skips them
-// when it allocates new ones (recently_deleted in fs/ext4/ialloc.c, 60
-// seconds since Linux 3.x), and on this benchmark's 100,000-file input that
-// made file creation up to 30 times slower.
+// one before. For a while after many inodes are deleted, ext4 skips them
+// when it allocates new ones, and perf shows the time in recently_deleted
+// (fs/ext4/ialloc.c). On the 100,000-file input that made file creation up
+// to 30 times slower in the run after a removal.
 func measure(ctx context.Context, rn runner, in input, kind string, runs int,
 	settle time.Duration) (caseResult, error) {
 	res := caseResult{Input: in, Kind: kind, Via: rn.via()}
