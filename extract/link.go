@@ -13,7 +13,7 @@ import (
 // link to a symlink links the symlink. The entry's owner, xattrs and times
 // then apply to the linked inode, and its mode too unless that inode is a
 // symlink. With OverlayWhiteouts, a target found only in a lowerdir is
-// copied up first.
+// copied up first, and a target that is a whiteout counts as not found.
 func (a *applier) createLink(hdr *tar.Header, name string) error {
 	target := cleanName(hdr.Linkname)
 	if a.isWhiteout(target) {
