@@ -465,6 +465,11 @@ const (
 	// its level before the load: the Go runtime returns freed heap to the
 	// kernel only gradually.
 	relRSSTolerance = 32 << 20
+	// relGoroutineTolerance is how many goroutines may stay above the level
+	// before the load. gRPC and net/http start some on demand (a stream's
+	// second reader, a metrics connection the test opened) and keep them
+	// for a while; a leak per apply would add thousands after this load.
+	relGoroutineTolerance = 2
 )
 
 // relConcurrencyDuration is how long the concurrency test keeps the daemon
@@ -788,7 +793,8 @@ func TestRelConcurrentApplies(t *testing.T) {
 
 	after := relReadStats(t, d.pid(), metricsAddress)
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
-		if after.goroutines <= before.goroutines && after.fds <= before.fds && after.children == 0 {
+		if after.goroutines <= before.goroutines+relGoroutineTolerance &&
+			after.fds <= before.fds && after.children == 0 {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -812,8 +818,9 @@ func TestRelConcurrentApplies(t *testing.T) {
 		t.Errorf("open descriptors grew from %d to %d: before %q, after %q",
 			before.fds, after.fds, before.fdTargets, after.fdTargets)
 	}
-	if after.goroutines > before.goroutines {
-		t.Errorf("goroutines grew from %d to %d", before.goroutines, after.goroutines)
+	if after.goroutines > before.goroutines+relGoroutineTolerance {
+		t.Errorf("goroutines grew from %d to %d, more than the tolerance of %d",
+			before.goroutines, after.goroutines, relGoroutineTolerance)
 	}
 	if after.children != 0 {
 		t.Errorf("%d child processes left after the load", after.children)
