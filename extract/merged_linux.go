@@ -17,38 +17,7 @@ import (
 // target first and then in the lowerdirs, uppermost first, and a whiteout
 // or an opaque directory ends the lookup.
 func (a *applier) resolveMerged(name string) (string, error) {
-	var resolved []string
-	rest := strings.Split(name, "/")
-	for links := 0; len(rest) > 0; {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(resolved) > 0 {
-				resolved = resolved[:len(resolved)-1]
-			}
-			continue
-		}
-		candidate := strings.Join(append(resolved, c), "/")
-		target, isLink, err := a.mergedReadlink(candidate)
-		if err != nil {
-			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
-		}
-		if !isLink {
-			resolved = append(resolved, c)
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("failed to resolve %s: too many symlinks: %w", name, unix.ELOOP)
-		}
-		if strings.HasPrefix(target, "/") {
-			resolved = resolved[:0]
-		}
-		rest = append(strings.Split(target, "/"), rest...)
-	}
-	return strings.Join(resolved, "/"), nil
+	return resolveLinks(name, a.mergedReadlink)
 }
 
 // mergedReadlink returns the target of name, a path without symlinks in its

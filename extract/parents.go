@@ -24,10 +24,37 @@ func (a *applier) resolve(name string) (string, error) {
 	if a.exactDirs.has(name) {
 		return name, nil
 	}
+	return resolveLinks(name, a.targetReadlink)
+}
+
+// targetReadlink returns the target of name, a path without symlinks in its
+// parents, when the target has a symlink there. A missing name is no
+// symlink.
+func (a *applier) targetReadlink(name string) (string, bool, error) {
+	var st unix.Stat_t
+	err := unix.Lstat(a.path(name), &st)
+	if err == unix.ENOENT || err == unix.ENOTDIR {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return "", false, nil
+	}
+	target, err := os.Readlink(a.path(name))
+	return target, err == nil, err
+}
+
+// resolveLinks returns name with every symlink in it resolved, component by
+// component, through readlink, which returns the target of a path whose
+// parents hold no symlinks and whether that path is a symlink. ".." and
+// absolute targets stop at the root; more than maxLinks symlinks fail with
+// ELOOP.
+func resolveLinks(name string, readlink func(string) (string, bool, error)) (string, error) {
 	var resolved []string
 	rest := strings.Split(name, "/")
-	links := 0
-	for len(rest) > 0 {
+	for links := 0; len(rest) > 0; {
 		c := rest[0]
 		rest = rest[1:]
 		switch c {
@@ -40,26 +67,16 @@ func (a *applier) resolve(name string) (string, error) {
 			continue
 		}
 		candidate := strings.Join(append(resolved, c), "/")
-		var st unix.Stat_t
-		err := unix.Lstat(a.path(candidate), &st)
-		if err == unix.ENOENT || err == unix.ENOTDIR {
-			resolved = append(resolved, c)
-			continue
-		}
+		target, isLink, err := readlink(candidate)
 		if err != nil {
 			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if !isLink {
 			resolved = append(resolved, c)
 			continue
 		}
-		links++
-		if links > maxLinks {
+		if links++; links > maxLinks {
 			return "", fmt.Errorf("failed to resolve %s: too many symlinks: %w", name, unix.ELOOP)
-		}
-		target, err := os.Readlink(a.path(candidate))
-		if err != nil {
-			return "", fmt.Errorf("failed to resolve %s: %w", name, err)
 		}
 		if strings.HasPrefix(target, "/") {
 			resolved = resolved[:0]
