@@ -110,11 +110,11 @@ func (d *relDaemon) start(t *testing.T) {
 		}
 		select {
 		case <-d.done:
-			t.Fatalf("applier daemon exited at start:\n%s", relTail(d.log))
+			t.Fatalf("applier daemon exited at start:\n%s", harness.Tail(d.log))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("applier daemon did not listen on %s within 30s:\n%s", d.socket, relTail(d.log))
+			t.Fatalf("applier daemon did not listen on %s within 30s:\n%s", d.socket, harness.Tail(d.log))
 		}
 	}
 }
@@ -145,18 +145,6 @@ func (d *relDaemon) stop() {
 		d.cmd.Process.Kill()
 		<-d.done
 	}
-}
-
-// relTail returns the last 4 KiB of the file at path, for failure messages.
-func relTail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4096 {
-		b = b[len(b)-4096:]
-	}
-	return string(b)
 }
 
 // relChildrenOf returns the PIDs of the live processes whose parent is
@@ -342,7 +330,7 @@ func TestRelDaemonKilledDuringPull(t *testing.T) {
 		}
 	}
 	if child == 0 {
-		t.Fatalf("the daemon started no child within 2 minutes:\n%s", relTail(d.log))
+		t.Fatalf("the daemon started no child within 2 minutes:\n%s", harness.Tail(d.log))
 	}
 	// Let the child write part of the layer before the daemon dies.
 	time.Sleep(300 * time.Millisecond)

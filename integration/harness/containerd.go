@@ -101,7 +101,7 @@ func StartContainerd(ctx context.Context, tb TB, cfg Config) (*Containerd, error
 	tb.Cleanup(func() { c.stop(tb) })
 
 	if err := waitSocket(ctx, c.Socket, c.done, 60*time.Second); err != nil {
-		return nil, fmt.Errorf("containerd (%s) did not start: %w\n%s", c.Mode, err, tail(c.Log))
+		return nil, fmt.Errorf("containerd (%s) did not start: %w\n%s", c.Mode, err, Tail(c.Log))
 	}
 	tb.Logf("containerd (%s) running in %s, pid %d", c.Mode, dir, c.cmd.Process.Pid)
 	return c, nil
@@ -159,8 +159,8 @@ func waitSocket(ctx context.Context, path string, exited <-chan struct{}, timeou
 	}
 }
 
-// tail returns the last 4 KiB of the file at path, for error messages.
-func tail(path string) string {
+// Tail returns the last 4 KiB of the file at path, for error messages.
+func Tail(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()

@@ -60,7 +60,7 @@ func StartDaemon(ctx context.Context, tb TB, binary string, c *Containerd) (*Dae
 	tb.Cleanup(func() { stopProcess(d.cmd.Process, d.done) })
 
 	if err := waitSocket(ctx, d.Socket, d.done, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("applier daemon did not start: %w\n%s", err, tail(d.Log))
+		return nil, fmt.Errorf("applier daemon did not start: %w\n%s", err, Tail(d.Log))
 	}
 	tb.Logf("applier daemon running on %s, pid %d", d.Socket, d.cmd.Process.Pid)
 	return d, nil
