@@ -26,9 +26,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cleanups := &harness.Cleanups{}
 	err := run(ctx, cleanups)
+	// stop cancels ctx too, so whether a signal arrived is read first.
+	interrupted := ctx.Err() != nil
 	stop()
 	cleanups.Run()
-	if ctx.Err() != nil {
+	if interrupted {
 		fmt.Fprintln(os.Stderr, "demo: interrupted; everything it started is stopped and removed")
 		os.Exit(130)
 	}
