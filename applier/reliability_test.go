@@ -255,6 +255,27 @@ func relUseOwnTempDir(t *testing.T) string {
 	return dir
 }
 
+// relForeignMountPrefix is where the integration tests' containerd daemons
+// keep their roots. go test runs packages in parallel, and those daemons
+// mount and unmount there while this package runs, so their mounts are not
+// this package's to account for.
+var relForeignMountPrefix = filepath.Join(os.TempDir(), "cca-")
+
+// relOwnMounts returns the lines of mountinfo whose mount point is not under
+// relForeignMountPrefix, in their order.
+func relOwnMounts(mountinfo string) string {
+	var own []string
+	for _, line := range strings.Split(mountinfo, "\n") {
+		// The fifth field is the mount point.
+		if fields := strings.Fields(line); len(fields) > 4 &&
+			strings.HasPrefix(fields[4], relForeignMountPrefix) {
+			continue
+		}
+		own = append(own, line)
+	}
+	return strings.Join(own, "\n")
+}
+
 // relSnapshot records the process's children, mounts, descriptors and
 // goroutines and the entries of dirs.
 func relSnapshot(t testing.TB, dirs ...string) relHostState {
@@ -265,7 +286,7 @@ func relSnapshot(t testing.TB, dirs ...string) relHostState {
 	}
 	s := relHostState{
 		children:   relChildren(t),
-		mountinfo:  string(mountinfo),
+		mountinfo:  relOwnMounts(string(mountinfo)),
 		fds:        relOpenFiles(t, os.Getpid()),
 		goroutines: runtime.NumGoroutine(),
 		dirs:       map[string][]string{},
