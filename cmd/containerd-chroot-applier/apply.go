@@ -71,6 +71,9 @@ type applyOutput struct {
 }
 
 func apply(c *cli.Context) error {
+	if err := checkRoot("apply"); err != nil {
+		return err
+	}
 	if c.NArg() != 1 {
 		return fmt.Errorf("apply takes one LAYER argument, got %d: %w",
 			c.NArg(), errdefs.ErrInvalidArgument)

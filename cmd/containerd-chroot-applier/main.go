@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/containerd/errdefs"
 	"github.com/urfave/cli/v2"
 
 	"github.com/chroot-applier/containerd-chroot-applier/internal/version"
@@ -32,4 +33,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 		os.Exit(1)
 	}
+}
+
+// checkRoot fails unless the process runs as root: the applier's child
+// creates a mount namespace and sets the owners the layer names, which
+// otherwise fails later with a bare "operation not permitted".
+func checkRoot(command string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s must run as root: it applies layers in a child that creates "+
+			"a mount namespace and sets file owners: %w", command, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }

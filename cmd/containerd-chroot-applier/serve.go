@@ -46,6 +46,9 @@ var serveCommand = &cli.Command{
 }
 
 func serve(c *cli.Context) error {
+	if err := checkRoot("serve"); err != nil {
+		return err
+	}
 	configFile := c.String("config")
 	cfg, err := config.Load(configFile, c.IsSet("config"))
 	if err != nil {
