@@ -48,8 +48,9 @@ func TestErrorKinds(t *testing.T) {
 			entries: []lt.Entry{lt.Link("l", "/")},
 			kind:    errdefs.ErrInvalidArgument, entry: "l", message: "hardlink to a directory"},
 		{name: "xattr value over 64 KiB is invalid",
-			entries: []lt.Entry{lt.File("f", "", lt.Xattr("user.big", strings.Repeat("v", 200<<10)))},
-			kind:    errdefs.ErrInvalidArgument, entry: "f", message: "too large"},
+			entries: []lt.Entry{lt.File("f", "",
+				lt.Xattr("user.big", strings.Repeat("v", 200<<10)))},
+			kind: errdefs.ErrInvalidArgument, entry: "f", message: "too large"},
 		{name: "name longer than PATH_MAX is invalid",
 			entries: []lt.Entry{lt.File(strings.Repeat("d/", 2100)+"f", "")},
 			kind:    errdefs.ErrInvalidArgument, entry: "d/d/d/", message: "file name too long"},
@@ -82,7 +83,8 @@ func TestErrorKinds(t *testing.T) {
 				}
 			}
 			if tc.readOnly {
-				mounts = []mount.Mount{{Type: "bind", Source: dir, Options: []string{"rbind", "ro"}}}
+				mounts = []mount.Mount{
+					{Type: "bind", Source: dir, Options: []string{"rbind", "ro"}}}
 			}
 			_, err = applier.New(store).Apply(context.Background(), desc, mounts)
 			if err == nil {

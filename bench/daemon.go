@@ -114,7 +114,8 @@ func startDaemonBench(ctx context.Context, cleanups *harness.Cleanups,
 	return b, nil
 }
 
-func newDaemonSide(ctx context.Context, cleanups *harness.Cleanups, socket string) (*daemonSide, error) {
+func newDaemonSide(ctx context.Context, cleanups *harness.Cleanups,
+	socket string) (*daemonSide, error) {
 	client, err := containerd.New(socket, containerd.WithDefaultNamespace(benchNamespace))
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to %s: %w", socket, err)
@@ -175,7 +176,8 @@ func (s *daemonSide) commitLowers() error {
 
 // applyOnce prepares a snapshot and applies in to it through the side's
 // socket. The peak RSS is the side's process VmHWM, reset before the apply.
-func (b *daemonBench) applyOnce(ctx context.Context, in input, kind, applierName string) (applyResult,
+func (b *daemonBench) applyOnce(ctx context.Context, in input,
+	kind, applierName string) (applyResult,
 	func(), error) {
 	side := b.sides[applierName]
 	sn := side.client.SnapshotService(snapshotter)

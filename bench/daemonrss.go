@@ -37,7 +37,8 @@ func findChild(exe, arg string) (int, error) {
 		if err != nil || parentPID(pid) != os.Getpid() {
 			continue
 		}
-		if path, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err != nil || path != exe {
+		path, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || path != exe {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))

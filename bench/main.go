@@ -46,12 +46,15 @@ func main() {
 	}
 
 	var (
-		inputs   = flag.String("inputs", strings.Join(inputNames, ","), "comma-separated inputs to apply")
-		kinds    = flag.String("targets", kindDir+","+kindOverlay, "comma-separated target kinds: dir, overlay")
+		inputs = flag.String("inputs", strings.Join(inputNames, ","),
+			"comma-separated inputs to apply")
+		kinds = flag.String("targets", kindDir+","+kindOverlay,
+			"comma-separated target kinds: dir, overlay")
 		runs     = flag.Int("runs", 5, "timed runs of each applier per input and target kind")
 		cacheDir = flag.String("cache", "/var/cache/containerd-chroot-applier/bench",
 			"directory that caches the generated input blobs")
-		workDir  = flag.String("workdir", "/var/tmp", "directory for the content store and the targets")
+		workDir = flag.String("workdir", "/var/tmp",
+			"directory for the content store and the targets")
 		markdown = flag.String("markdown", "", "also write the table as Markdown to this file")
 		daemon   = flag.Bool("daemon", true,
 			"also apply through our daemon and through a containerd with the walking differ")
@@ -175,7 +178,8 @@ func measureAll(ctx context.Context, rn runner, inputs []input, cfg config) ([]s
 
 // measureDaemon measures every input through the sockets, then the peak
 // RSS of our daemon while it serves cfg.concurrent applies at once.
-func measureDaemon(ctx context.Context, inputs []input, cfg config) ([]summary, []checkLine, error) {
+func measureDaemon(ctx context.Context, inputs []input,
+	cfg config) ([]summary, []checkLine, error) {
 	cleanups := &harness.Cleanups{}
 	defer cleanups.Run()
 	fmt.Fprintln(os.Stderr, "starting containerd and the daemon")
@@ -200,7 +204,8 @@ func measureDaemon(ctx context.Context, inputs []input, cfg config) ([]summary, 
 		return rows, nil, err
 	}
 	return rows, []checkLine{{
-		Name:   fmt.Sprintf("daemon peak RSS, %d concurrent applies of %s", cfg.concurrent, in.Name),
+		Name: fmt.Sprintf("daemon peak RSS, %d concurrent applies of %s",
+			cfg.concurrent, in.Name),
 		OK:     peak <= maxDaemonRSS,
 		Detail: fmt.Sprintf("%s MiB (<= %d MiB)", mibString(peak), maxDaemonRSS/mib),
 	}}, nil

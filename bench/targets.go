@@ -125,7 +125,8 @@ func (w *workspace) newTarget(kind string) (target, error) {
 			},
 		}}}, nil
 	}
-	return target{}, fmt.Errorf("unknown target kind %q, expected %s or %s", kind, kindDir, kindOverlay)
+	return target{}, fmt.Errorf("unknown target kind %q, expected %s or %s",
+		kind, kindDir, kindOverlay)
 }
 
 func (w *workspace) close() error { return os.RemoveAll(w.root) }

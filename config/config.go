@@ -148,7 +148,8 @@ func (c Config) Validate() error {
 			fmt.Sprintf("max_concurrent_applies %d is less than 1", c.MaxConcurrentApplies))
 	}
 	if c.ShutdownTimeout < 0 {
-		problems = append(problems, fmt.Sprintf("shutdown_timeout %s is negative", c.ShutdownTimeout))
+		problems = append(problems,
+			fmt.Sprintf("shutdown_timeout %s is negative", c.ShutdownTimeout))
 	}
 	if c.DefaultNamespace != "" {
 		if err := identifiers.Validate(c.DefaultNamespace); err != nil {

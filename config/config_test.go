@@ -151,11 +151,15 @@ func TestValidate(t *testing.T) {
 		{"empty address", func(c *Config) { c.Address = "" }, "address"},
 		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
 		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
-		{"zero concurrency", func(c *Config) { c.MaxConcurrentApplies = 0 }, "max_concurrent_applies"},
-		{"negative timeout", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
-		{"invalid namespace", func(c *Config) { c.DefaultNamespace = "no spaces" }, "default_namespace"},
+		{"zero concurrency", func(c *Config) { c.MaxConcurrentApplies = 0 },
+			"max_concurrent_applies"},
+		{"negative timeout", func(c *Config) { c.ShutdownTimeout = -time.Second },
+			"shutdown_timeout"},
+		{"invalid namespace", func(c *Config) { c.DefaultNamespace = "no spaces" },
+			"default_namespace"},
 		{"processor without path", func(c *Config) {
-			c.StreamProcessors = map[string]StreamProcessor{"p": {Accepts: []string{"a"}, Returns: "b"}}
+			c.StreamProcessors = map[string]StreamProcessor{
+				"p": {Accepts: []string{"a"}, Returns: "b"}}
 		}, "path is empty"},
 	}
 	for _, tt := range tests {

@@ -30,7 +30,8 @@ func TestOverlayHardlinkToWhiteout(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
-			_, err := extract.Apply(context.Background(), bytes.NewReader(mustTar(t, tc.entries...)),
+			_, err := extract.Apply(context.Background(),
+				bytes.NewReader(mustTar(t, tc.entries...)),
 				extract.Options{Root: root, Whiteouts: extract.OverlayWhiteouts})
 			var entryErr *extract.EntryError
 			if !errors.As(err, &entryErr) {

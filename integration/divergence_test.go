@@ -28,7 +28,8 @@ func TestHardlinkToLowerLayer(t *testing.T) {
 	}
 
 	const ns = "hardlink-lower"
-	if _, err := e.proxy.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http", img.ref); err != nil {
+	_, err = e.proxy.Ctr(ctxTimeout(t), ns, "image", "pull", "--plain-http", img.ref)
+	if err != nil {
 		t.Fatalf("pull through the applier failed: %v", err)
 	}
 	snapshots, err := e.proxy.LayerSnapshots(ctxTimeout(t), ns, img.ref)
@@ -57,6 +58,7 @@ func TestHardlinkToLowerLayer(t *testing.T) {
 		t.Fatalf("the target was not copied up into the upper layer: %v", err)
 	}
 	if !os.SameFile(linkInfo, targetInfo) {
-		t.Errorf("%s and its copied-up target are not the same inode", strings.TrimPrefix(link, upperDir))
+		t.Errorf("%s and its copied-up target are not the same inode",
+			strings.TrimPrefix(link, upperDir))
 	}
 }

@@ -89,7 +89,8 @@ func unsupported() string {
 	}
 	filesystems, err := os.ReadFile("/proc/filesystems")
 	if err != nil || !strings.Contains(string(filesystems), "\toverlay\n") {
-		return "integration tests need overlayfs, which this kernel does not list in /proc/filesystems"
+		return "integration tests need overlayfs, " +
+			"which this kernel does not list in /proc/filesystems"
 	}
 	return ""
 }
@@ -157,7 +158,8 @@ func (e *env) compareWithReference(t *testing.T, c *harness.Containerd, ns strin
 	if err != nil {
 		t.Fatalf("failed to compare snapshots of %s: %v", img.ref, err)
 	}
-	t.Logf("snapshots of %s compared with the walking differ's: %d differences", img.ref, len(diffs))
+	t.Logf("snapshots of %s compared with the walking differ's: %d differences",
+		img.ref, len(diffs))
 	const maxShown = 40
 	for i, d := range diffs {
 		if i == maxShown {

@@ -34,7 +34,8 @@ func file(name, body string, mode int64, uid int) entry {
 }
 
 func symlink(name, target string) entry {
-	return entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+	return entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name,
+		Linkname: target, Mode: 0o777}}
 }
 
 func hardlink(name, target string) entry {

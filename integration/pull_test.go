@@ -40,7 +40,8 @@ func containerdLines(_ *env, c *harness.Containerd) ([]harness.AppliedLayer, err
 type pullFunc = func(*testing.T, *env, *harness.Containerd, string, pushed) (string, error)
 
 func ctrPull(extra ...string) pullFunc {
-	return func(t *testing.T, _ *env, c *harness.Containerd, ns string, img pushed) (string, error) {
+	return func(t *testing.T, _ *env, c *harness.Containerd, ns string,
+		img pushed) (string, error) {
 		args := append([]string{"image", "pull", "--plain-http"}, extra...)
 		return c.Ctr(ctxTimeout(t), ns, append(args, img.ref)...)
 	}
@@ -60,7 +61,8 @@ func ctrImport(t *testing.T, e *env, c *harness.Containerd, ns string, img pushe
 
 // crictlPull empties CRI's namespace, so that an image sharing a diffID with
 // an earlier one is unpacked again, and pulls img with crictl.
-func crictlPull(t *testing.T, _ *env, c *harness.Containerd, ns string, img pushed) (string, error) {
+func crictlPull(t *testing.T, _ *env, c *harness.Containerd, ns string,
+	img pushed) (string, error) {
 	clearNamespace(t, c, ns)
 	return c.Crictl(ctxTimeout(t), "pull", img.ref)
 }

@@ -114,7 +114,8 @@ func (d *relDaemon) start(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("applier daemon did not listen on %s within 30s:\n%s", d.socket, harness.Tail(d.log))
+			t.Fatalf("applier daemon did not listen on %s within 30s:\n%s",
+				d.socket, harness.Tail(d.log))
 		}
 	}
 }
@@ -709,7 +710,8 @@ func TestRelConcurrentApplies(t *testing.T) {
 			return fmt.Errorf("apply of layer %s onto %s failed: %w", l.desc.Digest, key, err)
 		}
 		if applied.Digest != l.diffID {
-			return fmt.Errorf("layer %s: diffID %s, want %s", l.desc.Digest, applied.Digest, l.diffID)
+			return fmt.Errorf("layer %s: diffID %s, want %s",
+				l.desc.Digest, applied.Digest, l.diffID)
 		}
 		got, err := manifest.Build(dir)
 		if err != nil {

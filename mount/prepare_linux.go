@@ -33,7 +33,8 @@ func Prepare(t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := unix.Mount("tmpfs", scratch, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		err = unix.Mount("tmpfs", scratch, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700")
+		if err != nil {
 			return "", fmt.Errorf("failed to mount scratch tmpfs on %s: %w", scratch, err)
 		}
 		root := filepath.Join(scratch, "root")
@@ -66,7 +67,8 @@ func chooseScratch(mounts []mount.Mount) (string, error) {
 			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("no scratch directory for a mount point: each of %v is missing or contains a mount path",
+	return "", fmt.Errorf("no scratch directory for a mount point: "+
+		"each of %v is missing or contains a mount path",
 		scratchCandidates)
 }
 

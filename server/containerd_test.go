@@ -128,7 +128,8 @@ func TestApplyThroughContainerd(t *testing.T) {
 				ServiceOptions{MaxConcurrentApplies: 2})
 			client := serveService(t, svc)
 			target := t.TempDir()
-			ctx := leases.WithLease(namespaces.WithNamespace(context.Background(), "alpha"), "lease-1")
+			ctx := leases.WithLease(
+				namespaces.WithNamespace(context.Background(), "alpha"), "lease-1")
 
 			resp, err := client.Apply(ctx, applyRequest(desc, target))
 			if err != nil {
@@ -190,7 +191,8 @@ func TestConcurrentAppliesWait(t *testing.T) {
 		blob, _ := gzipLayer(t, fmt.Sprintf("file%d", i), fmt.Sprintf("layer %d\n", i))
 		descs = append(descs, writeBlob(t, conn, "default", blob))
 	}
-	svc := NewService(applier.New(blobProvider(conn, "auto")), ServiceOptions{MaxConcurrentApplies: 1})
+	svc := NewService(applier.New(blobProvider(conn, "auto")),
+		ServiceOptions{MaxConcurrentApplies: 1})
 	client := serveService(t, svc)
 	ctx := namespaces.WithNamespace(context.Background(), "default")
 

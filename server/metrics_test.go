@@ -57,7 +57,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`containerd_chroot_applier_applies_total{media="` + desc.MediaType + `",result="failure"} 1`,
+		`containerd_chroot_applier_applies_total{media="` + desc.MediaType +
+			`",result="failure"} 1`,
 		"containerd_chroot_applier_applies_running 0",
 		"containerd_chroot_applier_applies_waiting 0",
 		"go_goroutines",

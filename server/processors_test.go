@@ -58,7 +58,8 @@ func TestApplyStreamProcessor(t *testing.T) {
 	if err := content.WriteBlob(ctx, store, "layer", bytes.NewReader(blob), desc); err != nil {
 		t.Fatal(err)
 	}
-	client := serveService(t, NewService(applier.New(store), ServiceOptions{MaxConcurrentApplies: 1}))
+	client := serveService(t,
+		NewService(applier.New(store), ServiceOptions{MaxConcurrentApplies: 1}))
 	target := t.TempDir()
 
 	resp, err := client.Apply(namespaces.WithNamespace(ctx, "default"), applyRequest(desc, target))

@@ -37,7 +37,8 @@ func Run(ctx context.Context, cfg config.Config, configFile string) error {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(defaults.DefaultMaxRecvMsgSize)))
 	if err != nil {
-		return fmt.Errorf("failed to create containerd client for %s: %w", cfg.ContainerdAddress, err)
+		return fmt.Errorf("failed to create containerd client for %s: %w",
+			cfg.ContainerdAddress, err)
 	}
 	defer conn.Close()
 

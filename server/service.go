@@ -107,7 +107,8 @@ func (s *Service) Apply(ctx context.Context, req *diffapi.ApplyRequest) (*diffap
 	res, err := s.applier.ApplyLayer(ctx, desc, mount.FromProto(req.Mounts), applyOptions(req)...)
 	s.metrics.observe(desc.MediaType, res, err)
 	if err != nil {
-		log.G(ctx).WithError(err).WithFields(log.Fields{"digest": desc.Digest, "media": desc.MediaType}).
+		log.G(ctx).WithError(err).
+			WithFields(log.Fields{"digest": desc.Digest, "media": desc.MediaType}).
 			Warn("failed to apply layer")
 		return nil, errgrpc.ToGRPC(err)
 	}

@@ -123,7 +123,8 @@ func TestApplyNamespaceRequired(t *testing.T) {
 			"no containerd namespace and no default_namespace"},
 		{"default namespace is used", "", "k8s.io", errdefs.IsNotFound, "not found"},
 		{"request namespace is used", "moby", "", errdefs.IsNotFound, "not found"},
-		{"invalid namespace is rejected", "bad/name", "", errdefs.IsInvalidArgument, "invalid namespace"},
+		{"invalid namespace is rejected", "bad/name", "", errdefs.IsInvalidArgument,
+			"invalid namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,7 +173,8 @@ func waitingRequest(t *testing.T, svc *Service, ctx context.Context) <-chan erro
 	client := serveService(t, svc)
 	done := make(chan error, 1)
 	go func() {
-		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("x")}
+		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer,
+			Digest: digest.FromString("x")}
 		_, err := client.Apply(ctx, applyRequest(desc, t.TempDir()))
 		done <- errgrpc.ToNative(err)
 	}()

@@ -24,7 +24,8 @@ var applyCommand = &cli.Command{
 	ArgsUsage: "LAYER",
 	Description: "Applies LAYER with the daemon's code path and prints the result as JSON.\n" +
 		"   With --target the layer is applied to a directory holding the lower layers, so\n" +
-		"   whiteouts delete. With --upperdir it is applied to an overlay upperdir, so whiteouts\n" +
+		"   whiteouts delete. With --upperdir it is applied to an overlay upperdir, " +
+		"so whiteouts\n" +
 		"   become overlay whiteouts and --lowerdir supplies the lower layers.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{

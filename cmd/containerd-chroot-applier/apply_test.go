@@ -57,7 +57,8 @@ func TestApplyTarget(t *testing.T) {
 		t.Errorf("media type = %s, want %s", out.MediaType, ocispec.MediaTypeImageLayer)
 	}
 	if out.Size != int64(len(data)) || out.UncompressedSize != int64(len(data)) {
-		t.Errorf("size = %d, uncompressed = %d, want both %d", out.Size, out.UncompressedSize, len(data))
+		t.Errorf("size = %d, uncompressed = %d, want both %d",
+			out.Size, out.UncompressedSize, len(data))
 	}
 	if out.Entries != 2 {
 		t.Errorf("entries = %d, want 2", out.Entries)
@@ -108,7 +109,8 @@ func TestApplyUpperdir(t *testing.T) {
 		t.Fatalf("apply failed: %v\n%s", err, stderr)
 	}
 	if out.MediaType != ocispec.MediaTypeImageLayerGzip {
-		t.Errorf("detected media type = %s, want %s", out.MediaType, ocispec.MediaTypeImageLayerGzip)
+		t.Errorf("detected media type = %s, want %s",
+			out.MediaType, ocispec.MediaTypeImageLayerGzip)
 	}
 	if out.DiffID != digest.FromBytes(raw) {
 		t.Errorf("diffID = %s, want %s", out.DiffID, digest.FromBytes(raw))

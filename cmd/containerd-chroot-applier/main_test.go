@@ -54,7 +54,8 @@ type tarEntry struct {
 }
 
 func file(name, body string) tarEntry {
-	return tarEntry{tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))},
+	return tarEntry{tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644,
+		Size: int64(len(body))},
 		[]byte(body)}
 }
 
@@ -89,6 +90,7 @@ func writeLayer(t *testing.T, entries ...tarEntry) string {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("applying a layer needs root: the child unshares its mount namespace and pivots root")
+		t.Skip("applying a layer needs root: " +
+			"the child unshares its mount namespace and pivots root")
 	}
 }

@@ -138,7 +138,8 @@ func stopProcess(p *os.Process, done <-chan struct{}) {
 
 // waitSocket waits until a connection to the unix socket path succeeds,
 // exited is closed or timeout passes.
-func waitSocket(ctx context.Context, path string, exited <-chan struct{}, timeout time.Duration) error {
+func waitSocket(ctx context.Context, path string, exited <-chan struct{},
+	timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		conn, err := net.Dial("unix", path)

@@ -12,7 +12,8 @@ import (
 // Ctr runs ctr against c in namespace ns and returns its standard output.
 // The error includes the command line and both outputs.
 func (c *Containerd) Ctr(ctx context.Context, ns string, args ...string) (string, error) {
-	return run(ctx, c.tools.Ctr, append([]string{"--address", c.Socket, "--namespace", ns}, args...)...)
+	return run(ctx, c.tools.Ctr,
+		append([]string{"--address", c.Socket, "--namespace", ns}, args...)...)
 }
 
 // Crictl runs crictl against c's CRI endpoint, configured by the file

@@ -52,7 +52,8 @@ type tool struct {
 }
 
 var tools = []tool{
-	{"containerd", "github.com/containerd/containerd/v2/cmd/containerd", ContainerdVersion, "2.4.2"},
+	{"containerd", "github.com/containerd/containerd/v2/cmd/containerd",
+		ContainerdVersion, "2.4.2"},
 	{"ctr", "github.com/containerd/containerd/v2/cmd/ctr", ContainerdVersion, "2.4.2"},
 	{"crictl", "sigs.k8s.io/cri-tools/cmd/crictl", CrictlVersion, ""},
 }
