@@ -51,7 +51,7 @@ type Result struct {
 	Diff ocispec.Descriptor
 	// Entries is the number of tar entries the child read.
 	Entries int64
-	// Root says how the child confined itself: "pivot_root" or "chroot".
+	// Root is the child's confinement method: "pivot_root" or "chroot".
 	Root string
 	// Target is the kind of extraction target: "overlay", "bind" or
 	// "mounted".
@@ -79,7 +79,7 @@ func (a *Applier) Compare(context.Context, []mount.Mount, []mount.Mount,
 }
 
 // ApplyLayer is Apply with the details of the run. Errors name the layer
-// digest and, where one is at fault, the tar entry; they wrap
+// digest and, where one is at fault, the tar entry. They wrap
 // errdefs.ErrNotImplemented for a media type that cannot be decoded,
 // errdefs.ErrInvalidArgument for invalid layer content or a digest mismatch,
 // errdefs.ErrNotFound for a missing blob or target directory, and

@@ -33,7 +33,7 @@ type childResult struct {
 	Size int64 `json:"size"`
 	// Entries is the number of tar entries read.
 	Entries int64 `json:"entries"`
-	// Root says how the child confined itself: "pivot_root" or "chroot".
+	// Root is the child's confinement method: "pivot_root" or "chroot".
 	Root string `json:"root,omitempty"`
 	// Warnings lists entries that were skipped or changed, at most
 	// maxWarnings of them.

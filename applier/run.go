@@ -158,7 +158,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // verify fails unless what was read matches the descriptor's size and digest.
 func (c *countingReader) verify(desc ocispec.Descriptor) error {
 	if desc.Size > 0 && c.n != desc.Size {
-		return fmt.Errorf("layer %s: read %d bytes, descriptor says %d: %w",
+		return fmt.Errorf("layer %s: read %d bytes, descriptor size is %d: %w",
 			desc.Digest, c.n, desc.Size, errdefs.ErrInvalidArgument)
 	}
 	if got := digest.NewDigest(desc.Digest.Algorithm(), c.hash); got != desc.Digest {

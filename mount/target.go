@@ -2,11 +2,11 @@
 // extraction target.
 //
 // containerd describes a snapshot as a list of mounts. Two shapes cover the
-// common snapshotters and can be extracted into without mounting anything:
-// a single overlay mount, whose upperdir receives the layer with overlayfs
-// whiteouts while its lowerdirs supply the attributes of implied parent
-// directories, and a single writable bind mount, whose source is the
-// snapshot directory itself. Every other list is mounted by the confined
+// common snapshotters and can be extracted into without mounting anything.
+// One is a single overlay mount: its upperdir receives the layer with
+// overlayfs whiteouts, and its lowerdirs supply the attributes of implied
+// parent directories. The other is a single writable bind mount, whose
+// source is the snapshot directory itself. Every other list is mounted by the confined
 // child inside its own mount namespace, so nothing stays mounted on the host
 // whatever happens to the child.
 package mount
@@ -47,7 +47,7 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", int(k))
 }
 
-// Target is where a layer is extracted.
+// Target is the extraction target of a layer.
 type Target struct {
 	// Kind is the shape of the target.
 	Kind Kind `json:"kind"`
