@@ -29,6 +29,7 @@ import (
 
 	"github.com/chroot-applier/containerd-chroot-applier/applier"
 	"github.com/chroot-applier/containerd-chroot-applier/internal/manifest"
+	"github.com/chroot-applier/containerd-chroot-applier/internal/proctest"
 )
 
 // relBigFiles and relBigFileSize make the large layer: 1 GiB of file data
@@ -158,8 +159,8 @@ func relBindMounts(dir string) []mount.Mount {
 	return []mount.Mount{{Type: "bind", Source: dir, Options: []string{"rbind", "rw"}}}
 }
 
-// relChildren returns the PIDs of the live processes whose parent is the
-// test process, read from the ppid field of /proc/PID/stat.
+// relChildren returns the PIDs of the processes whose parent is the test
+// process, zombies included, since a zombie is a child nobody reaped.
 func relChildren(t testing.TB) []int {
 	t.Helper()
 	return relChildrenOf(t, os.Getpid())
@@ -167,30 +168,9 @@ func relChildren(t testing.TB) []int {
 
 func relChildrenOf(t testing.TB, parent int) []int {
 	t.Helper()
-	dirs, err := os.ReadDir("/proc")
+	pids, err := proctest.Children(parent)
 	if err != nil {
 		t.Fatalf("failed to list /proc: %v", err)
-	}
-	var pids []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The command name in parentheses may contain spaces; the fields
-		// after its closing parenthesis are state, then ppid.
-		end := bytes.LastIndexByte(stat, ')')
-		if end < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[end+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			pids = append(pids, pid)
-		}
 	}
 	return pids
 }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/chroot-applier/containerd-chroot-applier/integration/harness"
 	"github.com/chroot-applier/containerd-chroot-applier/internal/manifest"
+	"github.com/chroot-applier/containerd-chroot-applier/internal/proctest"
 )
 
 // relDaemon is an applier daemon that a reliability test starts, kills and
@@ -149,44 +150,10 @@ func (d *relDaemon) stop() {
 }
 
 // relChildrenOf returns the PIDs of the live processes whose parent is
-// parent, read from the ppid field of /proc/PID/stat. Zombies are left out:
-// they have exited and only wait to be reaped.
+// parent. Zombies are left out: they have exited and only wait to be reaped.
 func relChildrenOf(parent int) []int {
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if state, ppid, ok := relProcState(pid); ok && ppid == parent && state != "Z" {
-			pids = append(pids, pid)
-		}
-	}
+	pids, _ := proctest.LiveChildren(parent)
 	return pids
-}
-
-// relProcState returns the state and parent PID of process pid.
-func relProcState(pid int) (state string, ppid int, ok bool) {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0, false
-	}
-	// The command name in parentheses may contain spaces; the fields after
-	// its closing parenthesis are state, then ppid.
-	end := bytes.LastIndexByte(stat, ')')
-	if end < 0 {
-		return "", 0, false
-	}
-	fields := strings.Fields(string(stat[end+1:]))
-	if len(fields) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(fields[1])
-	return fields[0], ppid, err == nil
 }
 
 // relGzipFile writes the tar that build produces, gzip compressed, to path.
@@ -339,7 +306,7 @@ func TestRelDaemonKilledDuringPull(t *testing.T) {
 
 	exited := false
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		if state, _, ok := relProcState(child); !ok || state == "Z" {
+		if state, _, ok := proctest.Stat(child); !ok || state == "Z" {
 			exited = true
 			break
 		}

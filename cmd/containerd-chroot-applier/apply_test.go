@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/chroot-applier/containerd-chroot-applier/internal/proctest"
 )
 
 func runApply(t *testing.T, args ...string) (applyOutput, []byte, error) {
@@ -290,26 +291,9 @@ func TestApplyInterrupted(t *testing.T) {
 // childPIDs returns the PIDs of the processes whose parent is pid.
 func childPIDs(t *testing.T, pid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	pids, err := proctest.Children(pid)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The fields after the command name, which is in parentheses and
-		// may contain spaces, start with the state and the parent PID.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			pids = append(pids, child)
-		}
 	}
 	return pids
 }
