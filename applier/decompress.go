@@ -16,7 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// compression is how a layer's tar is encoded in its blob.
+// compression is the encoding of a layer's tar in its blob.
 type compression int
 
 const (

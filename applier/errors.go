@@ -18,7 +18,7 @@ import (
 type ChildError struct {
 	// Layer is the digest of the layer being applied.
 	Layer digest.Digest
-	// Stage is what the child was doing: "options", "confine" or
+	// Stage is the child's step at the failure: "options", "confine" or
 	// "extract".
 	Stage string
 	// Entry is the tar entry being applied, if the failure has one.

@@ -14,19 +14,19 @@ const childName = "containerd-chroot-applier-child"
 // Descriptors 0 to 2 are the tar stream, the result and the child's log.
 const childOptionsFD = 3
 
-// childOptions is what the parent sends the child, as JSON, on the options
-// pipe. Options travel on a pipe rather than in the environment so that they
+// childOptions are the child's options, sent by the parent as JSON on the
+// options pipe. Options travel on a pipe rather than in the environment so that they
 // are not visible in /proc/PID/environ and have no size limit.
 type childOptions struct {
 	// Layer is the layer digest, used in error messages only.
 	Layer string `json:"layer"`
-	// Target is where to extract.
+	// Target is the extraction target.
 	Target mount.Target `json:"target"`
-	// SyncFs asks the child to syncfs the target before it reports success.
+	// SyncFs makes the child syncfs the target before it reports success.
 	SyncFs bool `json:"syncFs,omitempty"`
 }
 
-// childResult is what the child writes, as one JSON object, on stdout.
+// childResult is the child's report, one JSON object on stdout.
 // Exactly one of Error and the counters is meaningful.
 type childResult struct {
 	// Size is the sum of the entries' header sizes.
@@ -58,7 +58,7 @@ type childWarning struct {
 type childError struct {
 	// Kind is one of the errKind values.
 	Kind string `json:"kind"`
-	// Stage is what the child was doing: "options", "confine" or
+	// Stage is the child's step at the failure: "options", "confine" or
 	// "extract".
 	Stage string `json:"stage"`
 	// Entry is the tar entry being applied, if any.
