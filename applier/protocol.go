@@ -15,8 +15,8 @@ const childName = "containerd-chroot-applier-child"
 const childOptionsFD = 3
 
 // childOptions are the child's options, sent by the parent as JSON on the
-// options pipe. Options travel on a pipe rather than in the environment so that they
-// are not visible in /proc/PID/environ and have no size limit.
+// options pipe. They travel on a pipe rather than in the environment, so
+// they are not visible in /proc/PID/environ and have no size limit.
 type childOptions struct {
 	// Layer is the layer digest, used in error messages only.
 	Layer string `json:"layer"`
