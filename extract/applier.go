@@ -15,6 +15,8 @@ type applier struct {
 	opts Options
 	root string
 	buf  []byte
+	// src is the stream under the tar reader, once Apply has begun.
+	src *source
 
 	// dirs are the directory entries of the layer, in entry order, whose
 	// times are set once every entry is applied.

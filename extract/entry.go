@@ -121,8 +121,17 @@ func (a *applier) createNode(hdr *tar.Header, name string, r io.Reader, merge bo
 // writeFile copies the content of a regular file into fd and applies the
 // entry's metadata through it. It closes fd.
 func (a *applier) writeFile(hdr *tar.Header, name string, fd int, r io.Reader) error {
-	f := fdWriter(fd)
-	err := a.copyContent(f, r, name)
+	var err error
+	if a.src != nil && a.src.canSplice(hdr) {
+		readErr, writeErr := a.src.spliceTo(fd, hdr.Size, a.buf)
+		if writeErr != nil {
+			err = fmt.Errorf("failed to write %s: %w", name, writeErr)
+		} else if readErr != nil {
+			err = fmt.Errorf("failed to read content of %s: %v: %w", name, readErr, ErrInvalidLayer)
+		}
+	} else {
+		err = a.copyContent(fdWriter(fd), r, name)
+	}
 	if err == nil {
 		err = a.applyFileMetadata(hdr, name, fd)
 	}

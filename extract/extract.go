@@ -2,7 +2,6 @@ package extract
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +132,8 @@ func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 
 // apply is Apply on the state a, which tests inspect afterwards.
 func (a *applier) apply(ctx context.Context, r io.Reader) (Stats, error) {
-	tr := tar.NewReader(bufio.NewReaderSize(r, readBufferSize))
+	a.src = newSource(r)
+	tr := tar.NewReader(a.src)
 	var stats Stats
 	last := ""
 	for {

@@ -1,0 +1,128 @@
+package extract
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// spliceMin is the smallest file content moved by splice(2) rather than
+// read and written. Smaller contents are copied through the buffer, which
+// saves the system calls splice adds. The value is an estimate, not measured.
+const spliceMin = 256 << 10
+
+// errNoSeek makes archive/tar skip content by reading it.
+var errNoSeek = errors.New("nothing spliced to skip")
+
+// source is the layer stream under the tar reader. When the stream is a
+// pipe, large file contents go from the pipe to their file by splice(2)
+// without passing through this process. source then lets the tar reader
+// skip those bytes without reading them, because archive/tar skips the
+// unread content of an entry by seeking when its reader is an io.Seeker
+// whose seek to the current position succeeds.
+type source struct {
+	br *bufio.Reader
+	// pipe is the descriptor of the pipe br reads, or -1.
+	pipe int
+	// skip is the number of bytes splice consumed that the tar reader has
+	// still to skip, and pos the position the tar reader has reached.
+	skip int64
+	pos  int64
+}
+
+func newSource(r io.Reader) *source {
+	s := &source{br: bufio.NewReaderSize(r, readBufferSize), pipe: -1}
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+			// Fd leaves the descriptor in blocking mode, as splice needs.
+			s.pipe = int(f.Fd())
+		}
+	}
+	return s
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.skip > 0 {
+		// Only archive/tar's skipping of content reads here, and it
+		// discards what it reads.
+		n := int(min(int64(len(p)), s.skip))
+		s.skip -= int64(n)
+		s.pos += int64(n)
+		return n, nil
+	}
+	n, err := s.br.Read(p)
+	s.pos += int64(n)
+	return n, err
+}
+
+// Seek moves forward over spliced bytes only. It fails when there are none,
+// so that archive/tar reads what it skips of any other entry.
+func (s *source) Seek(offset int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || s.skip == 0 || offset < 0 || offset > s.skip {
+		return 0, errNoSeek
+	}
+	s.skip -= offset
+	s.pos += offset
+	return s.pos, nil
+}
+
+// canSplice reports whether the content of hdr may be spliced: it must be a
+// plain regular file whose stored size is its size.
+func (s *source) canSplice(hdr *tar.Header) bool {
+	if s.pipe < 0 || hdr.Size < spliceMin || hdr.Typeflag != tar.TypeReg {
+		return false
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return false
+		}
+	}
+	return true
+}
+
+// spliceTo moves the next size bytes of the stream to fd: what the buffer
+// holds by write(2), the rest by splice(2). When the target's file system
+// cannot splice, the rest is copied through buf and nothing more is
+// spliced. The tar reader then skips the size bytes without reading them.
+// readErr is set when the stream ends early, writeErr when fd fails.
+func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr error) {
+	var done int64
+	for done < size {
+		if s.br.Buffered() > 0 || s.pipe < 0 {
+			n, err := s.br.Read(buf[:min(int64(len(buf)), size-done)])
+			if n > 0 {
+				if err := fdWriter(fd).writeAll(buf[:n]); err != nil {
+					return nil, err
+				}
+				done += int64(n)
+			}
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF, nil
+			}
+			if err != nil {
+				return err, nil
+			}
+			continue
+		}
+		n, err := unix.Splice(s.pipe, nil, fd, nil, int(min(size-done, 1<<30)),
+			unix.SPLICE_F_MOVE)
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EINVAL:
+			s.pipe = -1
+		case err != nil:
+			return nil, err
+		case n == 0:
+			return io.ErrUnexpectedEOF, nil
+		default:
+			done += n
+		}
+	}
+	s.skip += size
+	return nil, nil
+}
