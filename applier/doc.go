@@ -11,9 +11,13 @@
 // are therefore resolved by the kernel inside the snapshot, and cannot reach
 // the host.
 //
-// The child is registered and dispatched from this package's init function,
-// so any binary that imports the package can act as the child, including a
-// containerd binary whose main never calls reexec.Init. Because the child
-// runs before main, a binary must not start work in an init function that
-// runs after this package's.
+// The parent runs its reading, blob hashing, decompression and diffID
+// hashing in stages of their own goroutines, so that they overlap with each
+// other and with the child's writes.
+//
+// The child is package internal/child. It is registered and dispatched from
+// that package's init function, so any binary that imports this package can
+// act as the child, including a containerd binary whose main never calls
+// reexec.Init. Because the child runs before main, a binary must not start
+// work in an init function that runs after internal/child's.
 package applier

@@ -6,6 +6,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/chroot-applier/containerd-chroot-applier/internal/child"
 )
 
 // ChildError is a failure the confined child reported. It unwraps to an
@@ -40,15 +42,15 @@ func (e *ChildError) Error() string {
 // Unwrap returns the errdefs kind of the failure.
 func (e *ChildError) Unwrap() []error {
 	switch e.Kind {
-	case errKindInvalid:
+	case child.KindInvalid:
 		return []error{errdefs.ErrInvalidArgument}
-	case errKindNoSpace:
+	case child.KindNoSpace:
 		return []error{errdefs.ErrResourceExhausted, syscall.ENOSPC}
-	case errKindNotFound:
+	case child.KindNotFound:
 		return []error{errdefs.ErrNotFound}
-	case errKindUnsupported:
+	case child.KindUnsupported:
 		return []error{errdefs.ErrNotImplemented}
-	case errKindReadOnly:
+	case child.KindReadOnly:
 		return []error{errdefs.ErrFailedPrecondition, syscall.EROFS}
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/chroot-applier/containerd-chroot-applier/internal/child"
 	targetmount "github.com/chroot-applier/containerd-chroot-applier/mount"
 )
 
@@ -31,8 +32,10 @@ const (
 	// pipeSize is the capacity asked for the tar pipe, so that the parent
 	// can decompress ahead while the child writes.
 	pipeSize = 1 << 20
-	// copyBufferSize is the size of the parent's copy buffer.
-	copyBufferSize = 1 << 20
+	// stageBufferSize and stageBuffers are the size and number of the
+	// buffers of each pipeline stage.
+	stageBufferSize = 1 << 20
+	stageBuffers    = 4
 	// waitDelay bounds how long the parent waits for the child's output
 	// after the child has exited or been killed.
 	waitDelay = 5 * time.Second
@@ -47,20 +50,37 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	defer ra.Close()
 
+	p := newPipeline()
 	blob := &countingReader{
 		r:        content.NewReader(ra),
 		hash:     desc.Digest.Algorithm().Hash(),
 		progress: config.Progress,
 	}
-	dec, err := newDecoder(ctx, desc.MediaType, blob, config.ProcessorPayloads)
+	blobStage := p.stage(blob, stageBufferSize, stageBuffers)
+	dec, err := newDecoder(ctx, desc.MediaType, blobStage, config.ProcessorPayloads)
 	if err != nil {
+		p.close()
 		if errdefs.IsNotImplemented(err) {
 			return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
 		return Result{}, fmt.Errorf("failed to decode layer %s: %v: %w",
 			desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
-	defer dec.Close()
+	// The stages read the decoder, so they stop before it closes.
+	defer func() {
+		p.close()
+		dec.Close()
+	}()
+	tarStream := &countingWriter{}
+	// An uncompressed blob is its own tar, so its verified digest is the
+	// diffID and hashing it twice would only cost time.
+	_, plain := dec.(plainDecoder)
+	sameDigest := plain && desc.Digest.Algorithm() == digest.Canonical
+	if !sameDigest {
+		tarStream.hash = digest.Canonical.Hash()
+	}
+	tarStage := p.stage(&layerStream{tar: dec, blob: blobStage, dec: dec},
+		stageBufferSize, stageBuffers)
 
 	// The kernel sends Pdeathsig when the thread that forked the child
 	// exits, not the process, and Go ends a thread whose goroutine exits
@@ -68,25 +88,28 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	// child is reaped means that thread cannot be one that ends early.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	opts := childOptions{Layer: desc.Digest.String(), Target: target, SyncFs: config.SyncFs}
+	opts := child.Options{Layer: desc.Digest.String(), Target: target, SyncFs: config.SyncFs}
 	c, err := startChild(ctx, opts)
 	if err != nil {
 		return Result{}, fmt.Errorf("failed to start child for layer %s: %w", desc.Digest, err)
 	}
 
-	tarStream := &countingReader{r: dec, hash: digest.Canonical.Hash()}
-	_, copyErr := io.CopyBuffer(c.stdin, tarStream, make([]byte, copyBufferSize))
+	pipe := &recordingWriter{w: c.stdin}
+	tarStream.w = pipe
+	_, copyErr := tarStage.WriteTo(tarStream)
 	c.stdin.Close()
 	cres, waitErr := c.wait()
+	// Stopping the stages makes what their readers recorded safe to read.
+	p.close()
 
 	if ctx.Err() != nil {
 		return Result{}, fmt.Errorf("apply of layer %s stopped: %w", desc.Digest, ctx.Err())
 	}
 	// A broken blob (a truncated or corrupt stream) makes the child fail
 	// too, with a less useful message, so the read error comes first.
-	if tarStream.err != nil && tarStream.err != io.EOF {
+	if copyErr != nil && pipe.err == nil {
 		return Result{}, fmt.Errorf("failed to read layer %s: %v: %w",
-			desc.Digest, tarStream.err, errdefs.ErrInvalidArgument)
+			desc.Digest, copyErr, errdefs.ErrInvalidArgument)
 	}
 	if waitErr != nil {
 		var ce *ChildError
@@ -96,20 +119,15 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		}
 		return Result{}, fmt.Errorf("failed to apply layer %s: %w", desc.Digest, waitErr)
 	}
-	if copyErr == nil {
-		// Bytes after the compressed stream (gzip junk) still count for the
-		// blob digest.
-		_, copyErr = io.Copy(io.Discard, blob)
-	}
-	if copyErr == nil {
-		copyErr = dec.Err()
-	}
 	if copyErr != nil {
-		return Result{}, fmt.Errorf("failed to read layer %s: %v: %w",
-			desc.Digest, copyErr, errdefs.ErrInvalidArgument)
+		return Result{}, fmt.Errorf("failed to send layer %s to child: %w", desc.Digest, copyErr)
 	}
 	if err := blob.verify(desc); err != nil {
 		return Result{}, err
+	}
+	diffID := desc.Digest
+	if !sameDigest {
+		diffID = digest.NewDigest(digest.Canonical, tarStream.hash)
 	}
 
 	for _, w := range cres.Warnings {
@@ -122,7 +140,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	return Result{
 		Diff: ocispec.Descriptor{
 			MediaType: ocispec.MediaTypeImageLayer,
-			Digest:    digest.NewDigest(digest.Canonical, tarStream.hash),
+			Digest:    diffID,
 			Size:      tarStream.n,
 		},
 		Entries: cres.Entries,
@@ -130,9 +148,61 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}, nil
 }
 
+// layerStream is the decoded tar of a layer. At the end of the tar it reads
+// the rest of the blob, because bytes after the compressed stream (gzip
+// junk) still count for the blob digest, and reports an error the decoder
+// found only after the tar ended.
+type layerStream struct {
+	tar  io.Reader
+	blob io.Reader
+	dec  decoder
+}
+
+func (l *layerStream) Read(p []byte) (int, error) {
+	n, err := l.tar.Read(p)
+	if err == io.EOF {
+		if _, derr := io.Copy(io.Discard, l.blob); derr != nil {
+			return n, derr
+		}
+		if derr := l.dec.Err(); derr != nil {
+			return n, derr
+		}
+	}
+	return n, err
+}
+
+// recordingWriter records the first error of w.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+type countingWriter struct {
+	w    io.Writer
+	hash hash.Hash
+	n    int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.hash != nil {
+		c.hash.Write(p)
+	}
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
 // countingReader counts and hashes what is read through it.
 type countingReader struct {
-	r        io.Reader
+	r io.Reader
+	// hash, when set, hashes what is read.
 	hash     hash.Hash
 	n        int64
 	progress func(int64)
@@ -143,7 +213,9 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
-		c.hash.Write(p[:n])
+		if c.hash != nil {
+			c.hash.Write(p[:n])
+		}
 		c.n += int64(n)
 		if c.progress != nil {
 			c.progress(c.n)
@@ -168,8 +240,8 @@ func (c *countingReader) verify(desc ocispec.Descriptor) error {
 	return nil
 }
 
-// child is a running child process.
-type child struct {
+// childProcess is a running child.
+type childProcess struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
 	stdout *boundedBuffer
@@ -179,7 +251,7 @@ type child struct {
 
 // startChild starts the child in a new mount namespace and sends it opts.
 // The child is killed when ctx is done and when the parent dies.
-func startChild(ctx context.Context, opts childOptions) (*child, error) {
+func startChild(ctx context.Context, opts child.Options) (*childProcess, error) {
 	optsR, optsW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -195,8 +267,8 @@ func startChild(ctx context.Context, opts childOptions) (*child, error) {
 	// size is kept when the kernel refuses.
 	unix.FcntlInt(tarW.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 
-	c := &child{
-		cmd:    reexec.Command(childName),
+	c := &childProcess{
+		cmd:    reexec.Command(child.Name),
 		stdin:  tarW,
 		stdout: &boundedBuffer{max: 1 << 20},
 		stderr: &boundedBuffer{max: 64 << 10, keepTail: true},
@@ -234,11 +306,11 @@ func startChild(ctx context.Context, opts childOptions) (*child, error) {
 }
 
 // wait waits for the child and decodes its result.
-func (c *child) wait() (childResult, error) {
+func (c *childProcess) wait() (child.Result, error) {
 	err := c.cmd.Wait()
 	close(c.done)
 
-	var res childResult
+	var res child.Result
 	decodeErr := json.Unmarshal(bytes.TrimSpace(c.stdout.Bytes()), &res)
 	if decodeErr == nil && res.Error != nil {
 		e := res.Error
@@ -260,7 +332,7 @@ func (c *child) wait() (childResult, error) {
 	return res, nil
 }
 
-func (c *child) stderrTail() string {
+func (c *childProcess) stderrTail() string {
 	s := strings.TrimSpace(string(c.stderr.Bytes()))
 	if s == "" {
 		return ""

@@ -1,4 +1,4 @@
-package applier
+package child
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	reexec.Register(childName, childMain)
+	reexec.Register(Name, childMain)
 	// Dispatch here rather than in main, so that the child also works in a
 	// binary whose main never calls reexec.Init, such as containerd's.
 	reexec.Init()
@@ -41,26 +41,26 @@ func childMain() {
 	os.Exit(0)
 }
 
-func runChild() childResult {
+func runChild() Result {
 	opts, err := readChildOptions()
 	if err != nil {
-		return failure("options", err)
+		return failed("options", err)
 	}
 
 	lowers, err := openLowers(opts.Target.Lowerdirs)
 	if err != nil {
-		return failure("confine", err)
+		return failed("confine", err)
 	}
 	root, err := mount.Prepare(opts.Target)
 	if err != nil {
-		return failure("confine", err)
+		return failed("confine", err)
 	}
 	method, err := confine(root, opts.Target.Kind)
 	if err != nil {
-		return failure("confine", err)
+		return failed("confine", err)
 	}
 
-	res := childResult{Root: method}
+	res := Result{Root: method}
 	whiteouts := extract.DeleteWhiteouts
 	if opts.Target.Kind == mount.Overlay {
 		whiteouts = extract.OverlayWhiteouts
@@ -71,7 +71,7 @@ func runChild() childResult {
 		Lowers:    lowers,
 		Warn: func(entry, reason string) {
 			if len(res.Warnings) < maxWarnings {
-				res.Warnings = append(res.Warnings, childWarning{
+				res.Warnings = append(res.Warnings, Warning{
 					Entry:  shortenField(entry),
 					Reason: shortenField(reason),
 				})
@@ -81,26 +81,26 @@ func runChild() childResult {
 		},
 	})
 	if err != nil {
-		return failure("extract", err)
+		return failed("extract", err)
 	}
 
 	// Read what follows the end-of-archive marker, so that the parent can
 	// hash the whole stream without meeting a closed pipe.
 	if _, err := io.Copy(io.Discard, os.Stdin); err != nil {
-		return failure("extract", fmt.Errorf("failed to read trailing data: %w", err))
+		return failed("extract", fmt.Errorf("failed to read trailing data: %w", err))
 	}
 	if opts.SyncFs {
 		if err := syncRoot(); err != nil {
-			return failure("extract", err)
+			return failed("extract", err)
 		}
 	}
 	res.Size, res.Entries = stats.Size, stats.Entries
 	return res
 }
 
-func readChildOptions() (childOptions, error) {
-	var opts childOptions
-	f := os.NewFile(childOptionsFD, "options")
+func readChildOptions() (Options, error) {
+	var opts Options
+	f := os.NewFile(OptionsFD, "options")
 	if f == nil {
 		return opts, errors.New("options descriptor is not open")
 	}
@@ -138,27 +138,27 @@ func syncRoot() error {
 	return nil
 }
 
-// failure turns err into the structured error the parent decodes.
-func failure(stage string, err error) childResult {
-	ce := &childError{Stage: stage, Message: shortenField(err.Error()), Kind: errKindInternal}
+// failed turns err into the structured error the parent decodes.
+func failed(stage string, err error) Result {
+	ce := &Failure{Stage: stage, Message: shortenField(err.Error()), Kind: KindInternal}
 	var entryErr *extract.EntryError
 	if errors.As(err, &entryErr) {
 		ce.Entry = shortenField(entryErr.Entry)
 	}
 	switch {
 	case errors.Is(err, extract.ErrInvalidLayer):
-		ce.Kind = errKindInvalid
+		ce.Kind = KindInvalid
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		ce.Kind = errKindNoSpace
+		ce.Kind = KindNoSpace
 	case errors.Is(err, syscall.EROFS):
-		ce.Kind = errKindReadOnly
+		ce.Kind = KindReadOnly
 		ce.Message = shortenField("target is read-only: " + err.Error())
 	case errors.Is(err, syscall.ENOENT) && stage != "extract":
-		ce.Kind = errKindNotFound
+		ce.Kind = KindNotFound
 	case errors.Is(err, syscall.ENODEV) && stage == "confine":
 		// mount(2) returns ENODEV for a file system type the kernel has
 		// neither built in nor can load as a module.
-		ce.Kind = errKindUnsupported
+		ce.Kind = KindUnsupported
 	}
-	return childResult{Error: ce}
+	return Result{Error: ce}
 }

@@ -1,4 +1,4 @@
-package applier
+package child
 
 import (
 	"encoding/json"

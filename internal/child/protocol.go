@@ -1,4 +1,4 @@
-package applier
+package child
 
 import (
 	"unicode/utf8"
@@ -6,18 +6,18 @@ import (
 	"github.com/chroot-applier/containerd-chroot-applier/mount"
 )
 
-// childName is the argv[0] under which the re-executed binary acts as the
+// Name is the argv[0] under which the re-executed binary acts as the
 // child.
-const childName = "containerd-chroot-applier-child"
+const Name = "containerd-chroot-applier-child"
 
-// childOptionsFD is the descriptor on which the child reads its options.
+// OptionsFD is the descriptor on which the child reads its options.
 // Descriptors 0 to 2 are the tar stream, the result and the child's log.
-const childOptionsFD = 3
+const OptionsFD = 3
 
-// childOptions are the child's options, sent by the parent as JSON on the
+// Options are the child's options, sent by the parent as JSON on the
 // options pipe. They travel on a pipe rather than in the environment, so
 // they are not visible in /proc/PID/environ and have no size limit.
-type childOptions struct {
+type Options struct {
 	// Layer is the layer digest, used in error messages only.
 	Layer string `json:"layer"`
 	// Target is the extraction target.
@@ -26,9 +26,9 @@ type childOptions struct {
 	SyncFs bool `json:"syncFs,omitempty"`
 }
 
-// childResult is the child's report, one JSON object on stdout.
+// Result is the child's report, one JSON object on stdout.
 // Exactly one of Error and the counters is meaningful.
-type childResult struct {
+type Result struct {
 	// Size is the sum of the entries' header sizes.
 	Size int64 `json:"size"`
 	// Entries is the number of tar entries read.
@@ -37,26 +37,26 @@ type childResult struct {
 	Root string `json:"root,omitempty"`
 	// Warnings lists entries that were skipped or changed, at most
 	// maxWarnings of them.
-	Warnings []childWarning `json:"warnings,omitempty"`
+	Warnings []Warning `json:"warnings,omitempty"`
 	// WarningsDropped counts the warnings beyond maxWarnings.
 	WarningsDropped int `json:"warningsDropped,omitempty"`
 	// Error is set when the child failed.
-	Error *childError `json:"error,omitempty"`
+	Error *Failure `json:"error,omitempty"`
 }
 
 // maxWarnings bounds the warnings a child reports, so that a layer with
 // millions of skipped entries cannot flood the parent's log.
 const maxWarnings = 100
 
-// childWarning is an entry the child skipped or changed.
-type childWarning struct {
+// Warning is an entry the child skipped or changed.
+type Warning struct {
 	Entry  string `json:"entry"`
 	Reason string `json:"reason"`
 }
 
-// childError is a failure inside the child.
-type childError struct {
-	// Kind is one of the errKind values.
+// Failure is a failure inside the child.
+type Failure struct {
+	// Kind is one of the Kind constants.
 	Kind string `json:"kind"`
 	// Stage is the child's step at the failure: "options", "confine" or
 	// "extract".
@@ -69,16 +69,16 @@ type childError struct {
 
 // Kinds of child error, mapped to errdefs kinds by the parent.
 const (
-	errKindInvalid     = "invalid"     // the layer's content is invalid
-	errKindNoSpace     = "no-space"    // the target file system is full
-	errKindNotFound    = "not-found"   // a path the request names does not exist
-	errKindUnsupported = "unsupported" // the kernel has no file system of a mount's type
-	errKindReadOnly    = "read-only"   // the target is on a read-only file system
-	errKindInternal    = "internal"    // anything else
+	KindInvalid     = "invalid"     // the layer's content is invalid
+	KindNoSpace     = "no-space"    // the target file system is full
+	KindNotFound    = "not-found"   // a path the request names does not exist
+	KindUnsupported = "unsupported" // the kernel has no file system of a mount's type
+	KindReadOnly    = "read-only"   // the target is on a read-only file system
+	KindInternal    = "internal"    // anything else
 )
 
 // maxResultField bounds the JSON-encoded size of each entry name, reason and
-// message in a childResult. With maxWarnings warnings the whole result stays
+// message in a Result. With maxWarnings warnings the whole result stays
 // well under the parent's 1 MiB stdout buffer, so it always decodes.
 const maxResultField = 4 << 10
 
