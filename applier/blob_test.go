@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/plugins/content/local"
@@ -243,5 +244,75 @@ func TestCompareNotImplemented(t *testing.T) {
 	_, err := applier.New(lt.NewStore(t)).Compare(context.Background(), nil, nil)
 	if !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Errorf("Compare returned %v, want errdefs.ErrNotImplemented", err)
+	}
+}
+
+// errBackend is the error of failingProvider.
+var errBackend = errors.New("connection to the content store reset")
+
+// failingProvider serves one blob whose reads fail with errBackend from
+// offset failAt on.
+type failingProvider struct {
+	data   []byte
+	failAt int64
+}
+
+// ReaderAt returns a reader of the blob.
+func (p *failingProvider) ReaderAt(context.Context, ocispec.Descriptor) (content.ReaderAt, error) {
+	return p, nil
+}
+
+func (p *failingProvider) ReadAt(b []byte, off int64) (int, error) {
+	if off >= p.failAt {
+		return 0, errBackend
+	}
+	n := copy(b, p.data[off:p.failAt])
+	if n < len(b) {
+		return n, errBackend
+	}
+	return n, nil
+}
+
+func (p *failingProvider) Size() int64  { return int64(len(p.data)) }
+func (p *failingProvider) Close() error { return nil }
+
+// TestProviderFailure checks that a provider failing mid-blob keeps its
+// error visible and is not reported as invalid layer content.
+func TestProviderFailure(t *testing.T) {
+	requireRoot(t)
+	for _, c := range []lt.Compression{"", "gzip"} {
+		t.Run("compression "+string(c), func(t *testing.T) {
+			random := make([]byte, 4<<20)
+			if _, err := rand.Read(random); err != nil {
+				t.Fatal(err)
+			}
+			data, err := lt.Tar(lt.File("big", string(random)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mediaType := ocispec.MediaTypeImageLayer
+			if c != "" {
+				data = mustCompress(t, data, c)
+				mediaType = ocispec.MediaTypeImageLayerGzip
+			}
+			desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data),
+				Size: int64(len(data))}
+			mounts, _, err := newStack(t, bindTarget).next()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			provider := &failingProvider{data: data, failAt: int64(len(data)) / 2}
+			_, err = applier.New(provider).Apply(context.Background(), desc, mounts)
+			if !errors.Is(err, errBackend) {
+				t.Fatalf("err = %v, want the provider's error", err)
+			}
+			if errdefs.IsInvalidArgument(err) {
+				t.Errorf("err = %v is invalid argument, want the provider's kind", err)
+			}
+			if !strings.Contains(err.Error(), desc.Digest.String()) {
+				t.Errorf("error %q does not name layer %s", err, desc.Digest)
+			}
+		})
 	}
 }

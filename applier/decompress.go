@@ -89,6 +89,12 @@ func newDecoder(ctx context.Context, mediaType string, blob io.Reader,
 
 type plainDecoder struct{ io.Reader }
 
+// passesBlob reports whether dec yields the blob's bytes unchanged.
+func passesBlob(dec decoder) bool {
+	_, ok := dec.(*plainDecoder)
+	return ok
+}
+
 func (plainDecoder) Close() error { return nil }
 func (plainDecoder) Err() error   { return nil }
 

@@ -63,19 +63,17 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		if errdefs.IsNotImplemented(err) {
 			return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
-		return Result{}, fmt.Errorf("failed to decode layer %s: %v: %w",
-			desc.Digest, err, errdefs.ErrInvalidArgument)
+		return Result{}, streamFailure(desc, blob, "failed to decode", err)
 	}
 	// The stages read the decoder, so they stop before it closes.
 	defer func() {
 		p.close()
 		dec.Close()
 	}()
-	tarStream := &countingWriter{}
+	tarStream := &tarWriter{}
 	// An uncompressed blob is its own tar, so its verified digest is the
 	// diffID and hashing it twice would only cost time.
-	_, plain := dec.(plainDecoder)
-	sameDigest := plain && desc.Digest.Algorithm() == digest.Canonical
+	sameDigest := passesBlob(dec) && desc.Digest.Algorithm() == digest.Canonical
 	if !sameDigest {
 		tarStream.hash = digest.Canonical.Hash()
 	}
@@ -94,8 +92,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		return Result{}, fmt.Errorf("failed to start child for layer %s: %w", desc.Digest, err)
 	}
 
-	pipe := &recordingWriter{w: c.stdin}
-	tarStream.w = pipe
+	tarStream.w = c.stdin
 	_, copyErr := tarStage.WriteTo(tarStream)
 	c.stdin.Close()
 	cres, waitErr := c.wait()
@@ -107,9 +104,8 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	// A broken blob (a truncated or corrupt stream) makes the child fail
 	// too, with a less useful message, so the read error comes first.
-	if copyErr != nil && pipe.err == nil {
-		return Result{}, fmt.Errorf("failed to read layer %s: %v: %w",
-			desc.Digest, copyErr, errdefs.ErrInvalidArgument)
+	if copyErr != nil && tarStream.err == nil {
+		return Result{}, streamFailure(desc, blob, "failed to read", copyErr)
 	}
 	if waitErr != nil {
 		var ce *ChildError
@@ -148,6 +144,18 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}, nil
 }
 
+// streamFailure returns the error of a layer whose stream failed with err,
+// once the stages have stopped. A failure of the provider is not a fault of
+// the layer's content, so it keeps its own kind. Any other failure, such as
+// a corrupt or truncated compressed stream, is invalid content.
+func streamFailure(desc ocispec.Descriptor, blob *countingReader, failed string,
+	err error) error {
+	if blob.err != nil && blob.err != io.EOF {
+		return fmt.Errorf("failed to read blob of layer %s: %w", desc.Digest, blob.err)
+	}
+	return fmt.Errorf("%s layer %s: %v: %w", failed, desc.Digest, err, errdefs.ErrInvalidArgument)
+}
+
 // layerStream is the decoded tar of a layer. At the end of the tar it reads
 // the rest of the blob, because bytes after the compressed stream (gzip
 // junk) still count for the blob digest, and reports an error the decoder
@@ -171,38 +179,30 @@ func (l *layerStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// recordingWriter records the first error of w.
-type recordingWriter struct {
-	w   io.Writer
-	err error
+// tarWriter writes the tar to the child. It hashes the tar for the diffID
+// unless hash is nil, counts it, and records the first error of w.
+type tarWriter struct {
+	w    io.Writer
+	hash hash.Hash
+	n    int64
+	err  error
 }
 
-func (r *recordingWriter) Write(p []byte) (int, error) {
-	n, err := r.w.Write(p)
-	if err != nil && r.err == nil {
-		r.err = err
+func (t *tarWriter) Write(p []byte) (int, error) {
+	if t.hash != nil {
+		t.hash.Write(p)
+	}
+	n, err := t.w.Write(p)
+	t.n += int64(n)
+	if err != nil && t.err == nil {
+		t.err = err
 	}
 	return n, err
 }
 
-type countingWriter struct {
-	w    io.Writer
-	hash hash.Hash
-	n    int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.hash != nil {
-		c.hash.Write(p)
-	}
-	c.n += int64(len(p))
-	return c.w.Write(p)
-}
-
 // countingReader counts and hashes what is read through it.
 type countingReader struct {
-	r io.Reader
-	// hash, when set, hashes what is read.
+	r        io.Reader
 	hash     hash.Hash
 	n        int64
 	progress func(int64)
@@ -213,9 +213,7 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
-		if c.hash != nil {
-			c.hash.Write(p[:n])
-		}
+		c.hash.Write(p[:n])
 		c.n += int64(n)
 		if c.progress != nil {
 			c.progress(c.n)
