@@ -11,9 +11,9 @@
 // are therefore resolved by the kernel inside the snapshot, and cannot reach
 // the host.
 //
-// The parent runs its reading, blob hashing, decompression and diffID
-// hashing in stages of their own goroutines, so that they overlap with each
-// other and with the child's writes.
+// The parent reads, hashes and decompresses the blob in one goroutine while
+// another hashes the tar for the diffID and writes it to the child, so that
+// the two hashes run on different cores and overlap with the child's writes.
 //
 // The child is package internal/child. It is registered and dispatched from
 // that package's init function, so any binary that imports this package can
