@@ -34,9 +34,15 @@ type daemonSide struct {
 	applier diff.Applier
 	// pid is the process whose VmHWM is the side's peak RSS.
 	pid int
+	// content is the root of the content store of the side's containerd.
+	content string
 	// lower is the committed snapshot that overlay targets have as parent.
 	lower string
 }
+
+// contentPlugin is the directory of containerd's content store under its
+// root directory.
+const contentPlugin = "io.containerd.content.v1.content"
 
 // daemonBench applies layers through a stock containerd with the walking
 // differ only and through our daemon, which reads its blobs from a second
@@ -86,6 +92,7 @@ func startDaemonBench(ctx context.Context, cleanups *harness.Cleanups,
 		return nil, err
 	}
 	walking.applier = walking.client.DiffService()
+	walking.content = filepath.Join(reference.Root, contentPlugin)
 	if walking.pid, err = findChild(tools.Containerd, reference.Dir); err != nil {
 		return nil, err
 	}
@@ -93,6 +100,7 @@ func startDaemonBench(ctx context.Context, cleanups *harness.Cleanups,
 	if err != nil {
 		return nil, err
 	}
+	ours.content = filepath.Join(proxy.Root, contentPlugin)
 	if ours.applier, err = dialDiff(daemon.Socket); err != nil {
 		return nil, err
 	}
@@ -157,11 +165,7 @@ func (s *daemonSide) commitLowers() error {
 		if err != nil {
 			return fmt.Errorf("failed to prepare lower snapshot: %w", err)
 		}
-		dir := mounts[0].Source
-		if mounts[0].Type == "overlay" {
-			dir = optionValue(mounts[0].Options, "upperdir")
-		}
-		if err := writeTree(dir, lowerLayers[i]); err != nil {
+		if err := writeTree(snapshotDir(mounts), lowerLayers[i]); err != nil {
 			return err
 		}
 		name := fmt.Sprintf("bench-lower%d", i+1)
@@ -193,6 +197,9 @@ func (b *daemonBench) applyOnce(ctx context.Context, in input,
 	}
 	remove := func() { removeSnapshot(side.ctx, sn, key) }
 	settleAll()
+	if err := warmBlob(blobPath(side.content, in)); err != nil {
+		return applyResult{}, remove, err
+	}
 	if err := resetPeakRSS(side.pid); err != nil {
 		return applyResult{}, remove, err
 	}
@@ -204,12 +211,24 @@ func (b *daemonBench) applyOnce(ctx context.Context, in input,
 	if err != nil {
 		return applyResult{}, remove, err
 	}
+	if err := dropCache(snapshotDir(mounts)); err != nil {
+		return applyResult{}, remove, err
+	}
 	peak, err := peakRSS(side.pid)
 	if err != nil {
 		return applyResult{}, remove, err
 	}
 	res := applyResult{Seconds: seconds, SelfRSS: peak, DiffID: desc.Digest, Size: desc.Size}
 	return res, remove, nil
+}
+
+// snapshotDir returns the directory of an active snapshot's own files: the
+// source of its bind mount or the upperdir of its overlay.
+func snapshotDir(mounts []mount.Mount) string {
+	if mounts[0].Type == "overlay" {
+		return optionValue(mounts[0].Options, "upperdir")
+	}
+	return mounts[0].Source
 }
 
 func removeSnapshot(ctx context.Context, sn snapshots.Snapshotter, key string) {

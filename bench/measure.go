@@ -101,6 +101,9 @@ func (w *workspace) applyOnce(ctx context.Context, in input, kind, applierName s
 		}
 	}
 	settleAll()
+	if err := warmBlob(blobPath(w.store, in)); err != nil {
+		return applyResult{}, remove, err
+	}
 	res, err := runSubprocess(ctx, applyRequest{
 		Applier: applierName,
 		Store:   w.store,
@@ -110,5 +113,8 @@ func (w *workspace) applyOnce(ctx context.Context, in input, kind, applierName s
 	// Writing back the run's tree now keeps it from being written while
 	// the next run is timed.
 	settleAll()
+	if err == nil {
+		err = dropCache(t.dir)
+	}
 	return res, remove, err
 }
