@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	raiseGOMAXPROCS()
 	app := &cli.App{
 		Name:    "containerd-chroot-applier",
 		Usage:   "apply container image layers in a confined child process",
