@@ -24,6 +24,12 @@ type runner interface {
 	applyOnce(ctx context.Context, in input, kind, applierName string) (applyResult, func(), error)
 }
 
+// removalWaiter is a runner whose target removals finish after the removal
+// functions return. waitRemovals waits for them.
+type removalWaiter interface {
+	waitRemovals() error
+}
+
 // measure applies in to fresh targets of kind: one warm-up of each applier,
 // then runs timed pairs, ours first in each pair.
 //
@@ -40,6 +46,11 @@ func measure(ctx context.Context, rn runner, in input, kind string, runs int,
 	defer func() {
 		for _, remove := range removals {
 			remove()
+		}
+		if w, ok := rn.(removalWaiter); ok {
+			if err := w.waitRemovals(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			}
 		}
 		settleAll()
 		if in.Entries >= settleEntries {
