@@ -9,9 +9,9 @@ import (
 // errStopped is the error of a stage whose pipeline was stopped.
 var errStopped = errors.New("pipeline stopped")
 
-// pipeline runs the parent's reading, hashing and decompression in stages,
-// one goroutine per stage, so that on a machine with more than one core they
-// overlap with each other and with the child. A layer's blob hash and diffID
+// pipeline runs parts of the parent's work in stages, one goroutine per
+// stage, so that on a machine with more than one core they overlap with each
+// other and with the child. A layer's blob hash and diffID
 // hash are each about as costly as the child's writes, and done in sequence
 // they are what bounds the apply of a large, poorly compressible layer.
 type pipeline struct {
@@ -32,7 +32,8 @@ func (p *pipeline) close() {
 }
 
 // stage reads r in a goroutine of its own into count buffers of size bytes,
-// ahead of the returned reader's consumer. Only one goroutine may read it.
+// ahead of the returned stage's consumer. Only one goroutine may consume it,
+// through WriteTo.
 func (p *pipeline) stage(r io.Reader, size, count int) *stage {
 	s := &stage{
 		full: make(chan []byte, count),
@@ -62,7 +63,7 @@ type stage struct {
 	// err is the error that ended the stage's reads, io.EOF included. It
 	// is set before full is closed.
 	err error
-	// current is the buffer being read and unread its unread part.
+	// current is the buffer being written out and unread its unwritten part.
 	current []byte
 	unread  []byte
 }
@@ -128,8 +129,8 @@ func readFull(r io.Reader, buf []byte) (int, error) {
 // with the stage's error when there is none.
 func (s *stage) next() (bool, error) {
 	if s.current != nil {
-		// The capacity of free is the number of buffers, so this send
-		// cannot block.
+		// buffer allocates at most count buffers and free has room for
+		// count, so this send cannot block.
 		s.free <- s.current[:cap(s.current)]
 		s.current = nil
 	}
@@ -143,17 +144,6 @@ func (s *stage) next() (bool, error) {
 	case <-s.stop:
 		return false, errStopped
 	}
-}
-
-func (s *stage) Read(p []byte) (int, error) {
-	for len(s.unread) == 0 {
-		if ok, err := s.next(); !ok {
-			return 0, err
-		}
-	}
-	n := copy(p, s.unread)
-	s.unread = s.unread[n:]
-	return n, nil
 }
 
 // WriteTo writes the stage's buffers to w as they fill, without copying

@@ -50,7 +50,6 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	defer ra.Close()
 
-	p := newPipeline()
 	blob := &countingReader{
 		r:        content.NewReader(ra),
 		hash:     desc.Digest.Algorithm().Hash(),
@@ -58,13 +57,13 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	dec, err := newDecoder(ctx, desc.MediaType, blob, config.ProcessorPayloads)
 	if err != nil {
-		p.close()
 		if errdefs.IsNotImplemented(err) {
 			return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
 		return Result{}, streamFailure(desc, blob, "failed to decode", err)
 	}
-	// The stages read the decoder, so they stop before it closes.
+	// The stage reads the decoder, so it stops before the decoder closes.
+	p := newPipeline()
 	defer func() {
 		p.close()
 		dec.Close()
@@ -100,7 +99,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	_, copyErr := tarStage.WriteTo(tarStream)
 	c.stdin.Close()
 	cres, waitErr := c.wait()
-	// Stopping the stages makes what their readers recorded safe to read.
+	// Stopping the stage makes what its readers recorded safe to read.
 	p.close()
 
 	if ctx.Err() != nil {
@@ -149,7 +148,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 }
 
 // streamFailure returns the error of a layer whose stream failed with err,
-// once the stages have stopped. A failure of the provider is not a fault of
+// once the stage has stopped. A failure of the provider is not a fault of
 // the layer's content, so it keeps its own kind. Any other failure, such as
 // a corrupt or truncated compressed stream, is invalid content.
 func streamFailure(desc ocispec.Descriptor, blob *countingReader, failed string,

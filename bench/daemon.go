@@ -37,9 +37,10 @@ type daemonSide struct {
 	// content is the root of the content store of the side's containerd.
 	content string
 	// snapshots is the directory of the overlayfs snapshots of the side's
-	// containerd, and kept the number of entries it has between cases.
-	snapshots string
-	kept      int
+	// containerd, and lowerSnapshots the number of entries it has between
+	// cases: the lower snapshots alone.
+	snapshots      string
+	lowerSnapshots int
 	// lower is the committed snapshot that overlay targets have as parent.
 	lower string
 }
@@ -65,12 +66,12 @@ func (b *daemonBench) waitRemovals() error {
 			if err != nil {
 				return err
 			}
-			if len(entries) <= side.kept {
+			if len(entries) <= side.lowerSnapshots {
 				break
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%d removed snapshots still in %s after %s",
-					len(entries)-side.kept, side.snapshots, removalTimeout)
+					len(entries)-side.lowerSnapshots, side.snapshots, removalTimeout)
 			}
 			time.Sleep(time.Second)
 		}
@@ -162,7 +163,7 @@ func startDaemonBench(ctx context.Context, cleanups *harness.Cleanups,
 		if err != nil {
 			return nil, err
 		}
-		side.kept = len(entries)
+		side.lowerSnapshots = len(entries)
 	}
 	return b, nil
 }
