@@ -14,12 +14,19 @@ type diffOptions struct {
 	hasVolatile   bool
 }
 
-// VolatileAfter makes every modification time at or after t equal to any
-// other such time. Appliers give whiteout devices and implied parent
-// directories the time of extraction, which differs between two runs.
+// kernelClockLag bounds how far a time the kernel stamps on a file can be
+// behind time.Now taken just before. The kernel stamps files from a clock
+// that advances once per tick, 10 ms at most, so a file changed right after
+// time.Now can carry an earlier time.
+const kernelClockLag = 100 * time.Millisecond
+
+// VolatileAfter makes every modification time at or after t, less the
+// kernel's clock lag, equal to any other such time. Appliers give whiteout
+// devices, implied parent directories and the target root the time of
+// extraction, which differs between two runs.
 func VolatileAfter(t time.Time) Option {
 	return func(o *diffOptions) {
-		o.volatileAfter = t.UnixNano()
+		o.volatileAfter = t.Add(-kernelClockLag).UnixNano()
 		o.hasVolatile = true
 	}
 }
