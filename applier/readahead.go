@@ -2,6 +2,7 @@ package applier
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 )
@@ -18,22 +19,32 @@ type pipeline struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	stages   []*stage
 }
 
 func newPipeline() *pipeline {
 	return &pipeline{stop: make(chan struct{})}
 }
 
-// close stops every stage and waits for their goroutines to return. After
-// close, what the stages' readers recorded may be read.
+// close stops every stage, waits for their goroutines to return and
+// unmaps their buffers. After close, what the stages' readers recorded may
+// be read, and no buffer a stage handed out may be used.
 func (p *pipeline) close() {
-	p.stopOnce.Do(func() { close(p.stop) })
-	p.wg.Wait()
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		for _, s := range p.stages {
+			for _, buf := range s.mapped {
+				unmapBuffer(buf)
+			}
+			s.mapped = nil
+		}
+	})
 }
 
 // stage reads r in a goroutine of its own into count buffers of size bytes,
 // ahead of the returned stage's consumer. Only one goroutine may consume it,
-// through WriteTo.
+// through take and give.
 func (p *pipeline) stage(r io.Reader, size, count int) *stage {
 	s := &stage{
 		full: make(chan []byte, count),
@@ -42,6 +53,7 @@ func (p *pipeline) stage(r io.Reader, size, count int) *stage {
 		size: size,
 		left: count,
 	}
+	p.stages = append(p.stages, s)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -56,24 +68,24 @@ type stage struct {
 	free chan []byte
 	stop chan struct{}
 	// size is the size of a buffer and left the number of buffers fill may
-	// still allocate. Buffers are allocated as the stream needs them, so an
-	// empty layer costs none.
+	// still map. Buffers are mapped as the stream needs them, so an empty
+	// layer costs none.
 	size int
 	left int
+	// mapped are the buffers fill mapped, unmapped when the pipeline
+	// closes.
+	mapped [][]byte
 	// err is the error that ended the stage's reads, io.EOF included. It
 	// is set before full is closed.
 	err error
-	// current is the buffer being written out and unread its unwritten part.
-	current []byte
-	unread  []byte
 }
 
 func (s *stage) fill(r io.Reader) {
 	defer close(s.full)
 	for {
-		buf, ok := s.buffer()
-		if !ok {
-			s.err = errStopped
+		buf, err := s.buffer()
+		if err != nil {
+			s.err = err
 			return
 		}
 		n, err := readFull(r, buf)
@@ -92,22 +104,28 @@ func (s *stage) fill(r io.Reader) {
 	}
 }
 
-// buffer returns an empty buffer for fill, or false once the pipeline stops.
-func (s *stage) buffer() ([]byte, bool) {
+// buffer returns an empty buffer for fill, or errStopped once the pipeline
+// stops.
+func (s *stage) buffer() ([]byte, error) {
 	select {
 	case buf := <-s.free:
-		return buf, true
+		return buf, nil
 	default:
 	}
 	if s.left > 0 {
+		buf, err := mapBuffer(s.size)
+		if err != nil {
+			return nil, fmt.Errorf("failed to map a stage buffer: %w", err)
+		}
 		s.left--
-		return make([]byte, s.size), true
+		s.mapped = append(s.mapped, buf)
+		return buf, nil
 	}
 	select {
 	case buf := <-s.free:
-		return buf, true
+		return buf, nil
 	case <-s.stop:
-		return nil, false
+		return nil, errStopped
 	}
 }
 
@@ -125,47 +143,24 @@ func readFull(r io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// next makes the next filled buffer the one being read. It returns false
-// with the stage's error when there is none.
-func (s *stage) next() (bool, error) {
-	if s.current != nil {
-		// buffer allocates at most count buffers and free has room for
-		// count, so this send cannot block.
-		s.free <- s.current[:cap(s.current)]
-		s.current = nil
-	}
+// take returns the next filled buffer, which belongs to the caller until it
+// gives it back. At the end of the stream it returns io.EOF, and the stage's
+// error when reading failed.
+func (s *stage) take() ([]byte, error) {
 	select {
 	case buf, ok := <-s.full:
 		if !ok {
-			return false, s.err
+			return nil, s.err
 		}
-		s.current, s.unread = buf, buf
-		return true, nil
+		return buf, nil
 	case <-s.stop:
-		return false, errStopped
+		return nil, errStopped
 	}
 }
 
-// WriteTo writes the stage's buffers to w as they fill, without copying
-// them first. It returns nil at the end of the stream, the stage's error
-// when reading failed and w's error when writing did.
-func (s *stage) WriteTo(w io.Writer) (int64, error) {
-	var written int64
-	for {
-		for len(s.unread) == 0 {
-			ok, err := s.next()
-			if !ok {
-				if err == io.EOF {
-					err = nil
-				}
-				return written, err
-			}
-		}
-		n, err := w.Write(s.unread)
-		written += int64(n)
-		s.unread = s.unread[n:]
-		if err != nil {
-			return written, err
-		}
-	}
+// give returns a buffer of take for the stage to fill again.
+func (s *stage) give(buf []byte) {
+	// fill maps at most count buffers and free has room for count, so this
+	// send cannot block.
+	s.free <- buf[:cap(buf)]
 }

@@ -33,7 +33,9 @@ const (
 	// can decompress ahead while the child writes.
 	pipeSize = 1 << 20
 	// stageBufferSize and stageBuffers are the size and number of the
-	// buffers of each pipeline stage.
+	// buffers of each pipeline stage. A pipe of pipeSize holds back at most
+	// one buffer besides the one being written, which leaves two for the
+	// stage.
 	stageBufferSize = 1 << 20
 	stageBuffers    = 4
 	// waitDelay bounds how long the parent waits for the child's output
@@ -68,12 +70,12 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		p.close()
 		dec.Close()
 	}()
-	tarStream := &tarWriter{}
+	stream := &tarStream{}
 	// An uncompressed blob is its own tar, so its verified digest is the
 	// diffID and hashing it twice would only cost time.
 	sameDigest := passesBlob(dec) && desc.Digest.Algorithm() == digest.Canonical
 	if !sameDigest {
-		tarStream.hash = digest.Canonical.Hash()
+		stream.hash = digest.Canonical.Hash()
 	}
 	// Reading, hashing and decoding the blob run in the stage, hashing the
 	// tar and writing it to the child in this goroutine. A stage of its own
@@ -95,8 +97,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		return Result{}, fmt.Errorf("failed to start child for layer %s: %w", desc.Digest, err)
 	}
 
-	tarStream.w = c.stdin
-	_, copyErr := tarStage.WriteTo(tarStream)
+	copyErr := stream.send(tarStage, c.stdin)
 	c.stdin.Close()
 	cres, waitErr := c.wait()
 	// Stopping the stage makes what its readers recorded safe to read.
@@ -107,7 +108,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	// A broken blob (a truncated or corrupt stream) makes the child fail
 	// too, with a less useful message, so the read error comes first.
-	if copyErr != nil && tarStream.err == nil {
+	if copyErr != nil && stream.err == nil {
 		return Result{}, streamFailure(desc, blob, "failed to read", copyErr)
 	}
 	if waitErr != nil {
@@ -126,7 +127,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 	}
 	diffID := desc.Digest
 	if !sameDigest {
-		diffID = digest.NewDigest(digest.Canonical, tarStream.hash)
+		diffID = digest.NewDigest(digest.Canonical, stream.hash)
 	}
 
 	for _, w := range cres.Warnings {
@@ -140,7 +141,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		Diff: ocispec.Descriptor{
 			MediaType: ocispec.MediaTypeImageLayer,
 			Digest:    diffID,
-			Size:      tarStream.n,
+			Size:      stream.n,
 		},
 		Entries: cres.Entries,
 		Root:    cres.Root,
@@ -182,25 +183,43 @@ func (l *layerStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// tarWriter writes the tar to the child. It hashes the tar for the diffID
-// unless hash is nil, counts it, and records the first error of w.
-type tarWriter struct {
-	w    io.Writer
+// tarStream is the layer's tar on its way to the child. It hashes the tar
+// for the diffID unless hash is nil, counts it, and records the first error
+// of the pipe.
+type tarStream struct {
 	hash hash.Hash
 	n    int64
 	err  error
 }
 
-func (t *tarWriter) Write(p []byte) (int, error) {
-	if t.hash != nil {
-		t.hash.Write(p)
-	}
-	n, err := t.w.Write(p)
-	t.n += int64(n)
-	if err != nil && t.err == nil {
+// send moves the stage's buffers into w, the write end of the child's stdin
+// pipe, as they fill. It returns nil at the end of the stream, the stage's
+// error when reading failed and the pipe's when writing did.
+func (t *tarStream) send(s *stage, w *os.File) error {
+	// Leaving the stage two buffers lets it fill one while the other waits.
+	size := int64(s.size)
+	pipe, err := newTarPipe(w, s.give, size, size*int64(cap(s.free)-2))
+	if err != nil {
 		t.err = err
+		return err
 	}
-	return n, err
+	for {
+		buf, err := s.take()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if t.hash != nil {
+			t.hash.Write(buf)
+		}
+		if err := pipe.write(buf); err != nil {
+			t.err = err
+			return err
+		}
+		t.n += int64(len(buf))
+	}
 }
 
 // countingReader counts and hashes what is read through it.
@@ -265,8 +284,11 @@ func startChild(ctx context.Context, opts child.Options) (*childProcess, error) 
 	}
 	defer tarR.Close()
 	// A larger pipe lets the parent run ahead of the child; the default
-	// size is kept when the kernel refuses.
-	unix.FcntlInt(tarW.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+	// size is kept when the kernel refuses. Fd would put the descriptor in
+	// blocking mode, which the parent's writes must not have.
+	if conn, err := tarW.SyscallConn(); err == nil {
+		conn.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
 
 	c := &childProcess{
 		cmd:    reexec.Command(child.Name),

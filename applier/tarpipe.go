@@ -1,0 +1,164 @@
+package applier
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// tarPipe writes the layer's tar into the pipe that is the child's stdin.
+//
+// It hands the pipe the pages of the stage's buffers with vmsplice(2)
+// instead of copying them, which saves the parent a copy of the whole tar
+// and the kernel a page allocation per 4 KiB written. The pipe then refers to
+// the buffer's memory until the child has read or spliced those bytes, so a
+// buffer goes back to the stage only when no byte of it can still be in the
+// pipe: when at least the pipe's capacity has been written after its last
+// byte. Each slot of a pipe holds at most one page, so a pipe of capacity C
+// never holds bytes written more than C bytes ago.
+//
+// The buffers must not be Go heap memory, because the pipe may outlive the
+// apply when the child is killed: see mapBuffer. Where vmsplice fails as
+// unsupported (a seccomp filter, a kernel without it), tarPipe copies with
+// write(2) and gives each buffer back at once.
+type tarPipe struct {
+	conn syscall.RawConn
+	// give returns a buffer to the stage.
+	give func([]byte)
+	// reach is the pipe's capacity in bytes: how far behind the end of
+	// what was written the pipe may still refer to a byte.
+	reach   int64
+	written int64
+	// pending are the buffers the pipe may still refer to, oldest first.
+	pending []pendingBuffer
+	// copying is set once vmsplice fails as unsupported.
+	copying bool
+}
+
+// pendingBuffer is a buffer handed to the pipe and the stream offset just
+// after its last byte.
+type pendingBuffer struct {
+	buf []byte
+	end int64
+}
+
+// newTarPipe returns a tarPipe writing to w, the write end of a pipe, for
+// buffers of bufferSize bytes that go back through give. It reads the pipe's
+// capacity from the kernel. The pending buffers hold less than that capacity
+// plus one buffer, and when that could exceed maxHeld bytes, tarPipe copies
+// instead, so that the stage is never left waiting for a buffer the pipe
+// holds. w must stay in non-blocking mode: a full pipe then parks the
+// goroutine in Go's poller rather than holding a processor in a blocked
+// system call.
+func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarPipe, error) {
+	conn, err := w.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	t := &tarPipe{conn: conn, give: give}
+	var size int
+	var sizeErr error
+	if err := conn.Control(func(fd uintptr) {
+		size, sizeErr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if sizeErr != nil {
+		return nil, fmt.Errorf("failed to read pipe size: %w", sizeErr)
+	}
+	t.reach = int64(size)
+	if t.reach+bufferSize > maxHeld {
+		t.copying = true
+	}
+	return t, nil
+}
+
+// write sends all of buf into the pipe. buf belongs to the tarPipe from then
+// on; it goes back to the stage through give once the pipe is done with it.
+func (t *tarPipe) write(buf []byte) error {
+	p := buf
+	for len(p) > 0 {
+		n, err := t.send(p)
+		if err != nil {
+			t.give(buf)
+			return err
+		}
+		p = p[n:]
+		t.written += int64(n)
+	}
+	if t.copying {
+		t.give(buf)
+	} else {
+		t.pending = append(t.pending, pendingBuffer{buf: buf, end: t.written})
+	}
+	t.release()
+	return nil
+}
+
+// send writes a prefix of p, waiting in the poller while the pipe is full.
+func (t *tarPipe) send(p []byte) (int, error) {
+	var n int
+	var err error
+	werr := t.conn.Write(func(fd uintptr) bool {
+		for {
+			if t.copying {
+				n, err = unix.Write(int(fd), p)
+			} else {
+				iov := []unix.Iovec{{Base: &p[0]}}
+				iov[0].SetLen(len(p))
+				n, err = unix.Vmsplice(int(fd), iov, unix.SPLICE_F_NONBLOCK)
+				if vmspliceUnsupported(err) {
+					// Nothing was handed over, so the bytes go
+					// again by copy.
+					t.copying = true
+					continue
+				}
+			}
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// vmspliceUnsupported reports whether err means that vmsplice cannot be used
+// on this pipe.
+func vmspliceUnsupported(err error) bool {
+	return errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) ||
+		errors.Is(err, unix.EINVAL)
+}
+
+// release gives back every pending buffer the pipe can no longer refer to.
+func (t *tarPipe) release() {
+	i := 0
+	for i < len(t.pending) && t.pending[i].end <= t.written-t.reach {
+		t.give(t.pending[i].buf)
+		i++
+	}
+	t.pending = t.pending[i:]
+}
+
+// mapBuffer returns a buffer of size bytes outside the Go heap. A pipe may
+// still refer to a buffer's pages after the apply ends, for as long as a
+// killed child's pipe lives. Once unmapped, those pages keep the layer's
+// bytes and are never reused for other data of this process, as heap memory
+// would be.
+func mapBuffer(size int) ([]byte, error) {
+	return unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+}
+
+// unmapBuffer releases a buffer of mapBuffer.
+func unmapBuffer(buf []byte) {
+	unix.Munmap(buf[:cap(buf)])
+}
