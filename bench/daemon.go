@@ -249,6 +249,9 @@ func (b *daemonBench) applyOnce(ctx context.Context, in input,
 	if err := resetPeakRSS(side.pid); err != nil {
 		return applyResult{}, remove, err
 	}
+	if err := warmMemory(ctx, in); err != nil {
+		return applyResult{}, remove, err
+	}
 
 	start := time.Now()
 	desc, err := side.applier.Apply(side.ctx, in.descriptor(), mounts)

@@ -44,6 +44,10 @@ func main() {
 		runApplyCommand()
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == warmCommand {
+		runWarmCommand(os.Args[2:])
+		return
+	}
 
 	var (
 		inputs = flag.String("inputs", strings.Join(inputNames, ","),

@@ -115,6 +115,9 @@ func (w *workspace) applyOnce(ctx context.Context, in input, kind, applierName s
 	if err := warmBlob(blobPath(w.store, in)); err != nil {
 		return applyResult{}, remove, err
 	}
+	if err := warmMemory(ctx, in); err != nil {
+		return applyResult{}, remove, err
+	}
 	res, err := runSubprocess(ctx, applyRequest{
 		Applier: applierName,
 		Store:   w.store,
