@@ -12,8 +12,9 @@
 // the host.
 //
 // The parent reads, hashes and decompresses the blob in one goroutine while
-// another hashes the tar for the diffID and writes it to the child, so that
+// another hashes the tar for the diffID and hands it to the child, so that
 // the two hashes run on different cores and overlap with the child's writes.
+// The tar reaches the child's stdin pipe by vmsplice(2), without a copy.
 //
 // The child is package internal/child. It is registered and dispatched from
 // that package's init function, so any binary that imports this package can

@@ -62,8 +62,9 @@ func main() {
 		markdown = flag.String("markdown", "", "also write the table as Markdown to this file")
 		daemon   = flag.Bool("daemon", true,
 			"also apply through our daemon and through a containerd with the walking differ")
-		settle = flag.Duration("settle", 65*time.Second,
-			"wait after removing a case's targets, so that ext4 can reuse their inodes")
+		settle = flag.Duration("settle", 365*time.Second,
+			"wait between the in-process and the daemon cases after removing the "+
+				"targets, so that ext4 without a journal reuses their inodes freely")
 		concurrent = flag.Int("concurrent", 4,
 			"concurrent applies through the daemon for its peak RSS, 0 to skip")
 	)
@@ -125,7 +126,13 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	loadBefore := loadAverage()
-	rows, err := measureAll(ctx, ws, inputs, cfg)
+	// The daemon's cases follow the in-process ones, so the removal of the
+	// in-process targets is waited out.
+	var settle time.Duration
+	if cfg.daemon {
+		settle = cfg.settle
+	}
+	rows, err := measureAll(ctx, ws, inputs, cfg, settle)
 	if err != nil {
 		return err
 	}
@@ -165,12 +172,28 @@ func run(ctx context.Context, cfg config) error {
 	return f.Close()
 }
 
-// measureAll measures every input on every target kind with rn.
-func measureAll(ctx context.Context, rn runner, inputs []input, cfg config) ([]summary, error) {
+// measureAll measures every input on every target kind with rn. It removes
+// the targets that measure kept once every case is done. When settle is not
+// zero, it then waits that long, so that a later phase's timed runs do not
+// meet the removed inodes.
+func measureAll(ctx context.Context, rn runner, inputs []input, cfg config,
+	settle time.Duration) ([]summary, error) {
 	var rows []summary
+	var kept []func()
+	defer func() {
+		if len(kept) == 0 {
+			return
+		}
+		removeAll(rn, kept)
+		if settle > 0 {
+			fmt.Fprintf(os.Stderr, "removed the targets, waiting %s\n", settle)
+			time.Sleep(settle)
+		}
+	}()
 	for _, in := range inputs {
 		for _, kind := range cfg.kinds {
-			c, err := measure(ctx, rn, in, kind, cfg.runs, cfg.settle)
+			c, removals, err := measure(ctx, rn, in, kind, cfg.runs)
+			kept = append(kept, removals...)
 			if err != nil {
 				return nil, err
 			}
@@ -191,7 +214,7 @@ func measureDaemon(ctx context.Context, inputs []input,
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := measureAll(ctx, b, inputs, cfg)
+	rows, err := measureAll(ctx, b, inputs, cfg, 0)
 	if err != nil || cfg.concurrent < 1 || len(inputs) == 0 {
 		return rows, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 )
 
 // caseResult holds the runs of both appliers on one input and target kind,
@@ -33,29 +32,30 @@ type removalWaiter interface {
 // measure applies in to fresh targets of kind: one warm-up of each applier,
 // then runs timed pairs, ours first in each pair.
 //
-// The targets are removed only after the last run, and then measure waits
-// for settle. Removing them between runs would make every run pay for the
-// one before. For a while after many inodes are deleted, ext4 skips them
-// when it allocates new ones, and perf shows the time in recently_deleted
-// (fs/ext4/ialloc.c). On the 100,000-file input that made file creation up
-// to 30 times slower in the run after a removal.
-func measure(ctx context.Context, rn runner, in input, kind string, runs int,
-	settle time.Duration) (caseResult, error) {
-	res := caseResult{Input: in, Kind: kind, Via: rn.via()}
+// No target is removed before the last run, because removing targets
+// between runs would make every run pay for the one before. On ext4 without
+// a journal, as on the machine of the published results, inode allocation
+// skips an inode deleted less than 60 s ago, or 360 s ago while its inode
+// table block is dirty (recently_deleted in fs/ext4/ialloc.c), and checking
+// each one is slow. On the 100,000-file input, file creation was up to 30
+// times slower in the run after a removal. It also hit one side and not the
+// other, depending on which block groups the side's directories were given:
+// through the daemon, ours took 2.0 to 3.9 s on Debian layers where the
+// walking differ took 0.5 to 0.7 s, after earlier cases had been removed.
+// So measure removes the targets of an input with fewer than settleEntries
+// entries when it is done, and returns those of larger inputs, for the
+// caller to remove when no timed run follows.
+func measure(ctx context.Context, rn runner, in input, kind string,
+	runs int) (res caseResult, kept []func(), err error) {
+	res = caseResult{Input: in, Kind: kind, Via: rn.via()}
 	var removals []func()
 	defer func() {
-		for _, remove := range removals {
-			remove()
-		}
-		if w, ok := rn.(removalWaiter); ok {
-			if err := w.waitRemovals(); err != nil {
-				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			}
-		}
-		settleAll()
 		if in.Entries >= settleEntries {
-			time.Sleep(settle)
+			kept = removals
+			return
 		}
+		removeAll(rn, removals)
+		kept = nil
 	}()
 	for i := -1; i < runs; i++ {
 		for _, name := range []string{oursName, walkingName} {
@@ -68,7 +68,8 @@ func measure(ctx context.Context, rn runner, in input, kind string, runs int,
 					name, r.DiffID, r.Size, in.DiffID, in.Uncompressed)
 			}
 			if err != nil {
-				return res, fmt.Errorf("%s on %s (%s): %w", in.Name, kind, rn.via(), err)
+				return res, nil, fmt.Errorf("%s on %s (%s): %w",
+					in.Name, kind, rn.via(), err)
 			}
 			if i < 0 {
 				continue
@@ -84,11 +85,25 @@ func measure(ctx context.Context, rn runner, in input, kind string, runs int,
 				rn.via(), in.Name, kind, i+1, res.Ours[i].Seconds, res.Walking[i].Seconds)
 		}
 	}
-	return res, nil
+	return res, nil, nil
 }
 
-// settleEntries is the smallest input, in tar entries, whose removal measure
-// waits out.
+// removeAll runs removals, waits for the runner's removals to finish and
+// writes back every file system.
+func removeAll(rn runner, removals []func()) {
+	for _, remove := range removals {
+		remove()
+	}
+	if w, ok := rn.(removalWaiter); ok {
+		if err := w.waitRemovals(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+	}
+	settleAll()
+}
+
+// settleEntries is the smallest input, in tar entries, whose targets stay
+// until no timed run follows.
 const settleEntries = 1000
 
 // Values of the table's "via" column.
