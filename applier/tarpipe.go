@@ -36,6 +36,8 @@ type tarPipe struct {
 	pending []pendingBuffer
 	// copying is set once vmsplice fails as unsupported.
 	copying bool
+	// vmsplice is vmspliceBytes, replaced in tests.
+	vmsplice func(fd int, p []byte) (int, error)
 }
 
 // pendingBuffer is a buffer handed to the pipe and the stream offset just
@@ -58,7 +60,7 @@ func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarP
 	if err != nil {
 		return nil, err
 	}
-	t := &tarPipe{conn: conn, give: give}
+	t := &tarPipe{conn: conn, give: give, vmsplice: vmspliceBytes}
 	var size int
 	var sizeErr error
 	if err := conn.Control(func(fd uintptr) {
@@ -77,22 +79,25 @@ func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarP
 }
 
 // write sends all of buf into the pipe. buf belongs to the tarPipe from then
-// on; it goes back to the stage through give once the pipe is done with it.
+// on. It goes back to the stage through give once the pipe can no longer
+// refer to it, or at once if none of it was vmspliced. After an error, buf
+// is not given back, because the stream ends there.
 func (t *tarPipe) write(buf []byte) error {
-	p := buf
-	for len(p) > 0 {
+	spliced := false
+	for p := buf; len(p) > 0; {
 		n, err := t.send(p)
 		if err != nil {
-			t.give(buf)
 			return err
 		}
+		// send falls back to copying only before it moves any byte.
+		spliced = spliced || !t.copying
 		p = p[n:]
 		t.written += int64(n)
 	}
-	if t.copying {
-		t.give(buf)
-	} else {
+	if spliced {
 		t.pending = append(t.pending, pendingBuffer{buf: buf, end: t.written})
+	} else {
+		t.give(buf)
 	}
 	t.release()
 	return nil
@@ -107,9 +112,7 @@ func (t *tarPipe) send(p []byte) (int, error) {
 			if t.copying {
 				n, err = unix.Write(int(fd), p)
 			} else {
-				iov := []unix.Iovec{{Base: &p[0]}}
-				iov[0].SetLen(len(p))
-				n, err = unix.Vmsplice(int(fd), iov, unix.SPLICE_F_NONBLOCK)
+				n, err = t.vmsplice(int(fd), p)
 				if vmspliceUnsupported(err) {
 					// Nothing was handed over, so the bytes go
 					// again by copy.
@@ -129,6 +132,13 @@ func (t *tarPipe) send(p []byte) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// vmspliceBytes hands a prefix of p to the pipe fd without blocking.
+func vmspliceBytes(fd int, p []byte) (int, error) {
+	iov := []unix.Iovec{{Base: &p[0]}}
+	iov[0].SetLen(len(p))
+	return unix.Vmsplice(fd, iov, unix.SPLICE_F_NONBLOCK)
 }
 
 // vmspliceUnsupported reports whether err means that vmsplice cannot be used

@@ -31,11 +31,17 @@ func TestTarPipeBufferReuse(t *testing.T) {
 		pipeSize int
 		copying  bool
 		splice   bool
+		// unsupportedAfter, when not zero, makes vmsplice move at most
+		// 8 KiB a call and fail as unsupported after that many calls, so
+		// that the fallback to copying starts inside a buffer.
+		unsupportedAfter int
 	}{
 		{name: "vmsplice, reader reads", pipeSize: bufferSize},
 		{name: "vmsplice, reader splices into a file", pipeSize: bufferSize, splice: true},
 		{name: "vmsplice, pipe smaller than a buffer", pipeSize: 16 << 10},
 		{name: "copy", pipeSize: bufferSize, copying: true},
+		{name: "vmsplice unsupported inside a buffer", pipeSize: bufferSize,
+			unsupportedAfter: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, w, err := os.Pipe()
@@ -68,6 +74,16 @@ func TestTarPipeBufferReuse(t *testing.T) {
 				pipe.copying = true
 			} else if pipe.copying {
 				t.Fatalf("pipe of %d bytes copies, want vmsplice", pipe.reach)
+			}
+			if tc.unsupportedAfter > 0 {
+				calls := 0
+				pipe.vmsplice = func(fd int, p []byte) (int, error) {
+					calls++
+					if calls > tc.unsupportedAfter {
+						return 0, unix.ENOSYS
+					}
+					return vmspliceBytes(fd, p[:min(len(p), 8<<10)])
+				}
 			}
 
 			// A reader that finds a wrong byte closes the pipe, so that
