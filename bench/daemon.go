@@ -37,10 +37,11 @@ type daemonSide struct {
 	// content is the root of the content store of the side's containerd.
 	content string
 	// snapshots is the directory of the overlayfs snapshots of the side's
-	// containerd, and lowerSnapshots the number of entries it has between
-	// cases: the lower snapshots alone.
+	// containerd, lowerSnapshots the number of its entries that are lower
+	// snapshots, and active the number of run snapshots not yet removed.
 	snapshots      string
 	lowerSnapshots int
+	active         int
 	// lower is the committed snapshot that overlay targets have as parent.
 	lower string
 }
@@ -53,7 +54,8 @@ const snapshotsDir = "io.containerd.snapshotter.v1.overlayfs/snapshots"
 const removalTimeout = 10 * time.Minute
 
 // waitRemovals waits until both containerds have deleted the directories of
-// the snapshots removed since the last case. containerd deletes them when
+// the removed snapshots, so that only the lower snapshots and the active
+// ones are left. containerd deletes them when
 // its garbage collector next runs, after Remove returns. Deleting the
 // 600,000 files of one small-files case then overlapped the next case: the
 // first runs of both sides took six to eight times as long as the later
@@ -66,7 +68,7 @@ func (b *daemonBench) waitRemovals() error {
 			if err != nil {
 				return err
 			}
-			if len(entries) <= side.lowerSnapshots {
+			if len(entries) <= side.lowerSnapshots+side.active {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -241,7 +243,11 @@ func (b *daemonBench) applyOnce(ctx context.Context, in input,
 	if err != nil {
 		return applyResult{}, nil, fmt.Errorf("failed to prepare snapshot: %w", err)
 	}
-	remove := func() { removeSnapshot(side.ctx, sn, key) }
+	side.active++
+	remove := func() {
+		removeSnapshot(side.ctx, sn, key)
+		side.active--
+	}
 	settleAll()
 	if err := warmBlob(blobPath(side.content, in)); err != nil {
 		return applyResult{}, remove, err
