@@ -158,6 +158,7 @@ func spliceAndCheck(r *os.File, dir string, n int64) error {
 		return err
 	}
 	defer f.Close()
+
 	in, out := int(r.Fd()), int(f.Fd())
 	var off int64
 	for off < n {
@@ -173,6 +174,7 @@ func spliceAndCheck(r *os.File, dir string, n int64) error {
 		}
 		off += m
 	}
+
 	want := make([]byte, n)
 	for i := range want {
 		want[i] = streamByte(int64(i))

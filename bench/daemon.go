@@ -55,11 +55,10 @@ const removalTimeout = 10 * time.Minute
 
 // waitRemovals waits until both containerds have deleted the directories of
 // the removed snapshots, so that only the lower snapshots and the active
-// ones are left. containerd deletes them when
-// its garbage collector next runs, after Remove returns. Deleting the
-// 600,000 files of one small-files case then overlapped the next case: the
-// first runs of both sides took six to eight times as long as the later
-// ones.
+// ones are left. containerd deletes them when its garbage collector next
+// runs, after Remove returns. Deleting the 600,000 files of one small-files
+// case then overlapped the next case: the first runs of both sides took six
+// to eight times as long as the later ones.
 func (b *daemonBench) waitRemovals() error {
 	deadline := time.Now().Add(removalTimeout)
 	for _, side := range b.sides {

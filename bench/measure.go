@@ -36,8 +36,8 @@ type removalWaiter interface {
 // between runs would make every run pay for the one before. On ext4 without
 // a journal, as on the machine of the published results, inode allocation
 // skips an inode deleted less than 60 s ago, or 360 s ago while its inode
-// table block is dirty (recently_deleted in fs/ext4/ialloc.c), and checking
-// each one is slow. On the 100,000-file input, file creation was up to 30
+// table block is dirty (recently_deleted in fs/ext4/ialloc.c). Checking
+// each such inode is slow. On the 100,000-file input, file creation was up to 30
 // times slower in the run after a removal. It also hit one side and not the
 // other, depending on which block groups the side's directories were given:
 // through the daemon, ours took 2.0 to 3.9 s on Debian layers where the
