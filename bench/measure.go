@@ -39,9 +39,9 @@ type removalWaiter interface {
 // table block is dirty (recently_deleted in fs/ext4/ialloc.c). Checking
 // each such inode is slow. On the 100,000-file input, file creation was up to 30
 // times slower in the run after a removal. It also hit one side and not the
-// other, depending on which block groups the side's directories were given:
-// through the daemon, ours took 2.0 to 3.9 s on Debian layers where the
-// walking differ took 0.5 to 0.7 s, after earlier cases had been removed.
+// other, depending on which block groups the side's directories were given.
+// Through the daemon, after earlier cases had been removed, ours took 2.0 to
+// 3.9 s on Debian layers where the walking differ took 0.5 to 0.7 s.
 // So measure removes the targets of an input with fewer than settleEntries
 // entries when it is done, and returns those of larger inputs, for the
 // caller to remove when no timed run follows.
