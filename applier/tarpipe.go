@@ -85,11 +85,12 @@ func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarP
 func (t *tarPipe) write(buf []byte) error {
 	spliced := false
 	for p := buf; len(p) > 0; {
-		n, err := t.send(p)
+		n, err := t.writePrefix(p)
 		if err != nil {
 			return err
 		}
-		// send falls back to copying only before it moves any byte.
+		// writePrefix falls back to copying only before it moves any
+		// byte.
 		spliced = spliced || !t.copying
 		p = p[n:]
 		t.written += int64(n)
@@ -103,8 +104,9 @@ func (t *tarPipe) write(buf []byte) error {
 	return nil
 }
 
-// send writes a prefix of p, waiting in the poller while the pipe is full.
-func (t *tarPipe) send(p []byte) (int, error) {
+// writePrefix writes a prefix of p, waiting in the poller while the pipe is
+// full.
+func (t *tarPipe) writePrefix(p []byte) (int, error) {
 	var n int
 	var err error
 	werr := t.conn.Write(func(fd uintptr) bool {

@@ -72,7 +72,8 @@ func (b *daemonBench) waitRemovals() error {
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%d removed snapshots still in %s after %s",
-					len(entries)-side.lowerSnapshots, side.snapshots, removalTimeout)
+					len(entries)-side.lowerSnapshots-side.active, side.snapshots,
+					removalTimeout)
 			}
 			time.Sleep(time.Second)
 		}

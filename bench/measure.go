@@ -55,7 +55,6 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 			return
 		}
 		removeAll(rn, removals)
-		kept = nil
 	}()
 	for i := -1; i < runs; i++ {
 		for _, name := range []string{oursName, walkingName} {
