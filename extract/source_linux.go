@@ -18,13 +18,12 @@ const spliceMin = 256 << 10
 
 // spliceMax is the maximum length of one splice(2) call into a file. The
 // kernel sizes page cache folios by the length of each write, so this also
-// caps them at 64 KiB. Larger folios need high-order free blocks, and on the
-// benchmark's virtual machine, whose host takes back freed memory, those
-// made the child's copy into the page cache slow once free memory was
-// fragmented. Splicing at most 1 GiB per call, 4 x 256 MiB of file content
-// took 1.5 to 2.0 s in that state, and at most 64 KiB per call 1.13 to 1.18
-// s. On unfragmented memory the 64 KiB limit costs about 0.1 s on the same
-// input.
+// caps them at 64 KiB. Folios of up to 1 MiB need high-order free blocks. On
+// a virtual machine whose host takes back freed memory (free page
+// reporting), with fragmented free memory, 1 GiB of file content took 1.48
+// to 2.0 s with 1 MiB calls and 1.13 to 1.18 s with 64 KiB calls, in one run
+// of the repository's benchmark (bench/). On unfragmented memory the limit
+// costs about 0.1 s on the same content.
 const spliceMax = 64 << 10
 
 // errNoSeek makes archive/tar skip content by reading it.
