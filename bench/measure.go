@@ -32,12 +32,12 @@ type removalWaiter interface {
 // measure applies in to fresh targets of kind: one warm-up of each applier,
 // then runs timed pairs, ours first in each pair.
 //
-// No target is removed before the last run, because removing targets
-// between runs would make every run pay for the one before. On ext4 without
-// a journal, as on the machine of the published results, inode allocation
+// No target is removed before the last run, because removing targets between
+// runs would make every run pay for the one before. On ext4 without a
+// journal, as on the machine of the published results, inode allocation
 // skips an inode deleted less than 60 s ago, or 360 s ago while its inode
-// table block is dirty (recently_deleted in fs/ext4/ialloc.c). Checking
-// each such inode is slow. On the 100,000-file input, file creation was up to 30
+// table block is dirty (recently_deleted in fs/ext4/ialloc.c). Checking each
+// such inode is slow. On the 100,000-file input, file creation was up to 30
 // times slower in the run after a removal. It also hit one side and not the
 // other, depending on which block groups the side's directories were given.
 // Through the daemon, after earlier cases had been removed, ours took 2.0 to

@@ -18,12 +18,13 @@ const spliceMin = 256 << 10
 
 // spliceMax is the maximum length of one splice(2) call into a file. The
 // kernel sizes page cache folios by the length of each write, so this also
-// caps them at 64 KiB. Folios of up to 1 MiB need high-order free blocks. On
-// a virtual machine whose host takes back freed memory (free page
-// reporting), with fragmented free memory, 1 GiB of file content took 1.48
-// to 2.0 s with 1 MiB calls and 1.13 to 1.18 s with 64 KiB calls, in one run
-// of the repository's benchmark (bench/). On unfragmented memory the limit
-// costs about 0.1 s on the same content.
+// caps them at 64 KiB. Folios of up to 1 MiB need high-order free blocks.
+// The benchmark (bench/) ran on a virtual machine whose host takes back
+// freed memory (free page reporting). There, with fragmented free memory,
+// 1 GiB of file content took 1.48 to 2.0 s with 1 MiB calls and 1.13 to
+// 1.18 s with 64 KiB calls, in one run whose two halves also differed in
+// target kind. On unfragmented memory the limit costs about 0.1 s on the
+// same content.
 const spliceMax = 64 << 10
 
 // errNoSeek makes archive/tar skip content by reading it.
