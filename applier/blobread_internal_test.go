@@ -80,8 +80,9 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) { return b.r.Rea
 func (b bytesReaderAt) Size() int64                             { return b.r.Size() }
 func (b bytesReaderAt) Close() error                            { return nil }
 
-// TestCountingReaderMaxRead checks that countingReader asks its reader for
-// at most maxRead bytes per call and still counts and hashes everything.
+// TestCountingReaderMaxRead checks that countingReader requests at most
+// maxRead bytes per call from its reader and still counts and hashes
+// everything.
 func TestCountingReaderMaxRead(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789"), 1000)
 	src := &largestRead{r: bytes.NewReader(data)}
@@ -94,7 +95,7 @@ func TestCountingReaderMaxRead(t *testing.T) {
 		t.Fatalf("read %d bytes that differ from the %d written", len(got), len(data))
 	}
 	if src.largest > 512 {
-		t.Errorf("asked for %d bytes in one call, want at most 512", src.largest)
+		t.Errorf("requested %d bytes in one call, want at most 512", src.largest)
 	}
 	if c.n != int64(len(data)) {
 		t.Errorf("counted %d bytes, want %d", c.n, len(data))
@@ -104,7 +105,7 @@ func TestCountingReaderMaxRead(t *testing.T) {
 	}
 }
 
-// largestRead records the largest buffer it was asked to fill.
+// largestRead records the largest buffer passed to its Read.
 type largestRead struct {
 	r       io.Reader
 	largest int

@@ -238,8 +238,8 @@ func (t *tarStream) send(s *stage, w *os.File) error {
 // 64 KiB and 128 KiB were no faster than 256 KiB.
 const localReadSize = 256 << 10
 
-// blobReadSize returns the most countingReader asks of ra's reader in one
-// call: localReadSize when ra reads a local file, and no limit otherwise,
+// blobReadSize returns the largest read countingReader requests from ra's
+// reader in one call: localReadSize when ra reads a local file, and no limit otherwise,
 // because a read through containerd's content API is a round trip per
 // call. containerd's local content store offers a Reader method, which
 // content.NewReader uses; blobfile's readers are open files.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 )
 
 // caseResult holds the runs of both appliers on one input and target kind,
@@ -14,6 +15,9 @@ type caseResult struct {
 	Via     string
 	Ours    []applyResult
 	Walking []applyResult
+	// RoundTrips is, for each timed pair, the larger of the cross-core
+	// round trips measured just before and just after it.
+	RoundTrips []time.Duration
 }
 
 // runner applies an input once with the named applier to a fresh target of
@@ -57,6 +61,7 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 		removeAll(rn, removals)
 	}()
 	for i := -1; i < runs; i++ {
+		before := coreRoundTrip()
 		for _, name := range []string{oursName, walkingName} {
 			r, remove, err := rn.applyOnce(ctx, in, kind, name)
 			if remove != nil {
@@ -80,8 +85,11 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 			}
 		}
 		if i >= 0 {
-			fmt.Fprintf(os.Stderr, "  %s %s %s run %d: ours %.3fs walking %.3fs\n",
-				rn.via(), in.Name, kind, i+1, res.Ours[i].Seconds, res.Walking[i].Seconds)
+			rt := max(before, coreRoundTrip())
+			res.RoundTrips = append(res.RoundTrips, rt)
+			fmt.Fprintf(os.Stderr, "  %s %s %s run %d: ours %.3fs walking %.3fs, "+
+				"core round trip %d ns\n", rn.via(), in.Name, kind, i+1,
+				res.Ours[i].Seconds, res.Walking[i].Seconds, rt.Nanoseconds())
 		}
 	}
 	return res, nil, nil

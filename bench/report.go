@@ -39,6 +39,9 @@ type summary struct {
 	WalkingRSS           int64
 	WalkingChildRSS      int64
 	Runs                 int
+	// FarPairs is the number of timed pairs run while the cross-core round
+	// trip was above farRoundTrip.
+	FarPairs int
 }
 
 func summarize(c caseResult) summary {
@@ -52,6 +55,11 @@ func summarize(c caseResult) summary {
 		s.ChildRSS = max(s.ChildRSS, c.Ours[i].ChildRSS)
 		s.WalkingRSS = max(s.WalkingRSS, c.Walking[i].SelfRSS)
 		s.WalkingChildRSS = max(s.WalkingChildRSS, c.Walking[i].ChildRSS)
+	}
+	for _, rt := range c.RoundTrips {
+		if rt > farRoundTrip {
+			s.FarPairs++
+		}
 	}
 	s.Ours, s.Walking = median(ours), median(walking)
 	s.Ratio, s.RatioMin, s.RatioMax = median(ratios), slices.Min(ratios), slices.Max(ratios)

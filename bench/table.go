@@ -11,7 +11,7 @@ import (
 var tableHeader = []string{
 	"input", "target", "via", "runs", "ours s", "walking s", "ours/walking (min-max)",
 	"MB/s ours", "MB/s walking", "entries/s ours", "entries/s walking",
-	"RSS MiB ours", "ours child", "walking", "speed target", "child RSS <= 64 MiB",
+	"RSS MiB ours", "ours child", "walking", "far pairs", "speed target", "child RSS <= 64 MiB",
 }
 
 func (s summary) cells() []string {
@@ -33,7 +33,7 @@ func (s summary) cells() []string {
 		fmt.Sprintf("%.3f", s.Ours), fmt.Sprintf("%.3f", s.Walking), ratio,
 		fmt.Sprintf("%.0f", s.OursMBs), fmt.Sprintf("%.0f", s.WalkingMBs),
 		fmt.Sprintf("%.0f", s.OursEnts), fmt.Sprintf("%.0f", s.WalkingEnt),
-		mibString(s.OursRSS), childRSS, walkingRSS,
+		mibString(s.OursRSS), childRSS, walkingRSS, fmt.Sprintf("%d/%d", s.FarPairs, s.Runs),
 		verdict(ok) + " " + target, childCheck,
 	}
 }
