@@ -223,7 +223,7 @@ func (t *tarStream) send(s *stage, w *os.File) error {
 	}
 }
 
-// localReadSize is the most read from a blob in a local file in one call.
+// localReadSize is the largest read of a blob in a local file in one call.
 // There are two likely reasons why smaller reads help, not measured apart.
 // A read of 1 MiB fills a core's 1 MiB L2 cache before the hash and the
 // decoder get to its bytes. It also lasts longer than the 20 us after which
@@ -257,7 +257,8 @@ type countingReader struct {
 	hash     hash.Hash
 	n        int64
 	progress func(int64)
-	// maxRead, when above 0, is the most asked of r in one call.
+	// maxRead, when above 0, is the largest read requested from r in one
+	// call.
 	maxRead int
 	// err is the first error of the underlying reader, io.EOF included.
 	err error
