@@ -18,14 +18,15 @@ const spliceMin = 256 << 10
 
 // spliceMax is the maximum length of one splice(2) call into a file. The
 // kernel sizes page cache folios by the length of each write, so this also
-// caps them at 64 KiB. Folios of up to 1 MiB need high-order free blocks.
-// The benchmark (bench/) ran on a virtual machine whose host takes back
-// freed memory (free page reporting). There, with fragmented free memory,
-// 1 GiB of file content took 1.48 to 2.0 s with 1 MiB calls and 1.13 to
-// 1.18 s with 64 KiB calls, in one run whose two halves also differed in
-// target kind. On unfragmented memory the limit costs about 0.1 s on the
-// same content.
-const spliceMax = 64 << 10
+// caps them at 256 KiB. On the benchmark's two virtual CPUs, 1 GiB of poorly
+// compressible gzip was applied in process, each time right after the files
+// of the run before had been deleted. While the CPUs shared a cache, the
+// median was 1.03 s with 256 KiB calls (11 runs), 1.04 s with 1 MiB calls
+// (4 runs) and 1.14 s with 64 KiB calls (12 runs). While they did not, which
+// the benchmark detects by a cross-core round trip above 200 ns, 256 KiB
+// calls took 1.22 to 1.42 s, 1 MiB calls 1.60 to 1.80 s and 64 KiB calls
+// 1.42 to 1.49 s, over two or three runs each.
+const spliceMax = 256 << 10
 
 // errNoSeek makes archive/tar skip content by reading it.
 var errNoSeek = errors.New("nothing spliced to skip")
