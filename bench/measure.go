@@ -85,11 +85,11 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 			}
 		}
 		if i >= 0 {
-			rt := max(before, coreRoundTrip())
-			res.RoundTrips = append(res.RoundTrips, rt)
+			roundTrip := max(before, coreRoundTrip())
+			res.RoundTrips = append(res.RoundTrips, roundTrip)
 			fmt.Fprintf(os.Stderr, "  %s %s %s run %d: ours %.3fs walking %.3fs, "+
 				"core round trip %d ns\n", rn.via(), in.Name, kind, i+1,
-				res.Ours[i].Seconds, res.Walking[i].Seconds, rt.Nanoseconds())
+				res.Ours[i].Seconds, res.Walking[i].Seconds, roundTrip.Nanoseconds())
 		}
 	}
 	return res, nil, nil

@@ -56,8 +56,8 @@ func summarize(c caseResult) summary {
 		s.WalkingRSS = max(s.WalkingRSS, c.Walking[i].SelfRSS)
 		s.WalkingChildRSS = max(s.WalkingChildRSS, c.Walking[i].ChildRSS)
 	}
-	for _, rt := range c.RoundTrips {
-		if rt > farRoundTrip {
+	for _, roundTrip := range c.RoundTrips {
+		if roundTrip > farRoundTrip {
 			s.FarPairs++
 		}
 	}

@@ -22,10 +22,10 @@ const spliceMin = 256 << 10
 // compressible gzip was applied in process, each time right after the files
 // of the run before had been deleted. While the CPUs shared a cache, the
 // median was 1.03 s with 256 KiB calls (11 runs), 1.04 s with 1 MiB calls
-// (4 runs) and 1.14 s with 64 KiB calls (12 runs). While they did not, which
-// the benchmark detects by a cross-core round trip above 200 ns, 256 KiB
-// calls took 1.22 to 1.42 s, 1 MiB calls 1.60 to 1.80 s and 64 KiB calls
-// 1.42 to 1.49 s, over two or three runs each.
+// (4 runs) and 1.14 s with 64 KiB calls (12 runs). The benchmark detects
+// CPUs that share no cache by a cross-core round trip above 200 ns. Then
+// 256 KiB calls took 1.22 to 1.42 s, 1 MiB calls 1.60 to 1.80 s and 64 KiB
+// calls 1.42 to 1.49 s, over two or three runs each.
 const spliceMax = 256 << 10
 
 // errNoSeek makes archive/tar skip content by reading it.
