@@ -239,10 +239,11 @@ func (t *tarStream) send(s *stage, w *os.File) error {
 const localReadSize = 256 << 10
 
 // blobReadSize returns the largest read countingReader requests from ra's
-// reader in one call: localReadSize when ra reads a local file, and no limit otherwise,
-// because a read through containerd's content API is a round trip per
-// call. containerd's local content store offers a Reader method, which
-// content.NewReader uses; blobfile's readers are open files.
+// reader in one call. That is localReadSize when ra reads a local file, and
+// no limit otherwise, because a read through containerd's content API is a
+// round trip per call. containerd's local content store offers a Reader
+// method, which content.NewReader uses, and blobfile's readers are open
+// files.
 func blobReadSize(ra content.ReaderAt) int {
 	switch ra.(type) {
 	case interface{ Reader() io.Reader }, interface{ Fd() uintptr }:

@@ -66,7 +66,10 @@ func coreRoundTrip() time.Duration {
 	start := make(chan struct{})
 	elapsed := make(chan time.Duration, 1)
 	go func() {
-		pin(cpus[1])
+		if err := pin(cpus[1]); err != nil {
+			failed.Store(true)
+			return
+		}
 		<-start
 		for i := int64(0); i < roundTrips; i++ {
 			if !wait(2*i + 1) {
@@ -76,7 +79,10 @@ func coreRoundTrip() time.Duration {
 		}
 	}()
 	go func() {
-		pin(cpus[0])
+		if err := pin(cpus[0]); err != nil {
+			elapsed <- 0
+			return
+		}
 		close(start)
 		t := time.Now()
 		for i := int64(0); i < roundTrips; i++ {
@@ -96,10 +102,11 @@ func coreRoundTrip() time.Duration {
 }
 
 // pin locks the calling goroutine to its thread and that thread to cpu. The
-// goroutine must exit without unlocking, which ends the thread.
-func pin(cpu int) {
+// goroutine must exit without unlocking, which ends the thread, also when
+// pin returns an error because the thread could not be moved to cpu.
+func pin(cpu int) error {
 	runtime.LockOSThread()
 	var set unix.CPUSet
 	set.Set(cpu)
-	unix.SchedSetaffinity(0, &set)
+	return unix.SchedSetaffinity(0, &set)
 }

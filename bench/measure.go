@@ -61,7 +61,11 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 		removeAll(rn, removals)
 	}()
 	for i := -1; i < runs; i++ {
-		before := coreRoundTrip()
+		// The warm-up pair, i == -1, needs no round trip.
+		var before time.Duration
+		if i >= 0 {
+			before = coreRoundTrip()
+		}
 		for _, name := range []string{oursName, walkingName} {
 			r, remove, err := rn.applyOnce(ctx, in, kind, name)
 			if remove != nil {
