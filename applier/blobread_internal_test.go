@@ -3,7 +3,6 @@ package applier
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"io"
 	"os"
 	"path/filepath"
@@ -86,7 +85,7 @@ func (b bytesReaderAt) Close() error                            { return nil }
 func TestCountingReaderMaxRead(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789"), 1000)
 	src := &largestRead{r: bytes.NewReader(data)}
-	c := &countingReader{r: src, hash: sha256.New(), maxRead: 512}
+	c := &countingReader{r: src, hashes: newLayerHashes(digest.SHA256), maxRead: 512}
 	got, err := io.ReadAll(io.LimitReader(c, int64(len(data))))
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +99,7 @@ func TestCountingReaderMaxRead(t *testing.T) {
 	if c.n != int64(len(data)) {
 		t.Errorf("counted %d bytes, want %d", c.n, len(data))
 	}
-	if d := digest.NewDigest(digest.SHA256, c.hash); d != digest.FromBytes(data) {
+	if d := digest.NewDigest(digest.SHA256, c.hashes.blob); d != digest.FromBytes(data) {
 		t.Errorf("hash is %s, want %s", d, digest.FromBytes(data))
 	}
 }

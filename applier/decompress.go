@@ -95,6 +95,17 @@ func passesBlob(dec decoder) bool {
 	return ok
 }
 
+// readsInRead reports whether dec reads the blob only from within its Read
+// method, in the caller's goroutine. The zstd decoder does with a
+// concurrency of 1.
+func readsInRead(dec decoder) bool {
+	switch dec.(type) {
+	case *gzipDecoder, *zstdDecoder, *plainDecoder:
+		return true
+	}
+	return false
+}
+
 func (plainDecoder) Close() error { return nil }
 func (plainDecoder) Err() error   { return nil }
 

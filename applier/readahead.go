@@ -12,9 +12,9 @@ var errStopped = errors.New("pipeline stopped")
 
 // pipeline runs parts of the parent's work in stages, one goroutine per
 // stage, so that on a machine with more than one core they overlap with each
-// other and with the child. A layer's blob hash and diffID
-// hash are each about as costly as the child's writes, and done in sequence
-// they are what bounds the apply of a large, poorly compressible layer.
+// other and with the child. The stage that decodes a large, poorly
+// compressible layer and hashes both the blob and the tar is what bounds its
+// apply.
 type pipeline struct {
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -44,14 +44,17 @@ func (p *pipeline) close() {
 
 // stage reads r in a goroutine of its own into count buffers of size bytes,
 // ahead of the returned stage's consumer. Only one goroutine may consume it,
-// through take and give.
-func (p *pipeline) stage(r io.Reader, size, count int) *stage {
+// through take and give. When reuse is not nil, the stage goroutine calls it
+// with a buffer before it writes into that buffer again, for a reader that
+// still refers to what it wrote there.
+func (p *pipeline) stage(r io.Reader, size, count int, reuse func([]byte)) *stage {
 	s := &stage{
-		full: make(chan []byte, count),
-		free: make(chan []byte, count),
-		stop: p.stop,
-		size: size,
-		left: count,
+		full:  make(chan []byte, count),
+		free:  make(chan []byte, count),
+		stop:  p.stop,
+		size:  size,
+		left:  count,
+		reuse: reuse,
 	}
 	p.stages = append(p.stages, s)
 	p.wg.Add(1)
@@ -75,6 +78,9 @@ type stage struct {
 	// mapped are the buffers fill mapped, unmapped when the pipeline
 	// closes.
 	mapped [][]byte
+	// reuse, when not nil, is called with a buffer before fill writes
+	// into it again.
+	reuse func([]byte)
 	// err is the error that ended the stage's reads, io.EOF included. It
 	// is set before full is closed.
 	err error
@@ -107,6 +113,16 @@ func (s *stage) fill(r io.Reader) {
 // buffer returns an empty buffer for fill, or errStopped once the pipeline
 // stops.
 func (s *stage) buffer() ([]byte, error) {
+	buf, err := s.nextBuffer()
+	if err == nil && s.reuse != nil {
+		s.reuse(buf)
+	}
+	return buf, err
+}
+
+// nextBuffer returns a buffer given back, a new one while fewer than count
+// are mapped, or errStopped once the pipeline stops.
+func (s *stage) nextBuffer() ([]byte, error) {
 	select {
 	case buf := <-s.free:
 		return buf, nil
