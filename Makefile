@@ -28,8 +28,11 @@ build:
 demo: require-root deps
 	$(GO) run ./integration/demo
 
+# The purego run tests the plain Go SHA-256 blocks, which serve processors
+# without the SHA extensions and which the first run does not reach here.
 test: require-root deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+	$(GO) test -count=1 -tags purego ./internal/sha256pair
 
 vet:
 	$(GO) vet ./...
