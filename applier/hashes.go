@@ -120,7 +120,8 @@ func (h *layerHashes) release(buf []byte) {
 	h.flush(last + 1)
 }
 
-// overlaps reports whether p lies within buf.
+// overlaps reports whether p starts within buf. A pending slice never spans
+// two buffers, because the stage hands its reader one buffer at a time.
 func overlaps(buf, p []byte) bool {
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
 	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))

@@ -71,7 +71,8 @@ func TestLayerHashesPairs(t *testing.T) {
 			t.Errorf("same goroutine %v: tar digest is %s, want %s", sameGoroutine, got, want)
 		}
 		if len(h.pending) != 0 {
-			t.Errorf("same goroutine %v: %d tar slices still pending after finish", sameGoroutine, len(h.pending))
+			t.Errorf("same goroutine %v: %d tar slices still pending after finish",
+				sameGoroutine, len(h.pending))
 		}
 	}
 }
@@ -92,7 +93,8 @@ func TestLayerHashesOtherAlgorithm(t *testing.T) {
 		t.Fatal("tar of a SHA-512 blob is hashed in pairs, want by the sending goroutine")
 	}
 	sent.Write(tar)
-	if got, want := digest.NewDigest(digest.SHA512, h.blob), digest.SHA512.FromBytes(blob); got != want {
+	got, want := digest.NewDigest(digest.SHA512, h.blob), digest.SHA512.FromBytes(blob)
+	if got != want {
 		t.Errorf("blob digest is %s, want %s", got, want)
 	}
 	if got, want := digest.NewDigest(digest.SHA256, h.tar), digest.FromBytes(tar); got != want {
