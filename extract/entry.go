@@ -164,9 +164,10 @@ func (a *applier) copyContent(w fdWriter, r io.Reader, name string) error {
 // replaces the applier's large buffer with a small one.
 type fdWriter int
 
+// writeAll writes p to w in calls of at most writeMax bytes.
 func (w fdWriter) writeAll(p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(int(w), p)
+		n, err := unix.Write(int(w), p[:min(len(p), writeMax)])
 		if err == unix.EINTR {
 			continue
 		}

@@ -16,18 +16,6 @@ import (
 // saves the system calls splice adds. The value is an estimate, not measured.
 const spliceMin = 256 << 10
 
-// spliceMax is the maximum length of one splice(2) call into a file. The
-// kernel sizes page cache folios by the length of each write, so this also
-// caps them at 256 KiB. On the benchmark's two virtual CPUs, 1 GiB of poorly
-// compressible gzip was applied in process, each time right after the files
-// of the run before had been deleted. While the CPUs shared a cache, the
-// median was 1.03 s with 256 KiB calls (11 runs), 1.04 s with 1 MiB calls
-// (4 runs) and 1.14 s with 64 KiB calls (12 runs). The benchmark detects
-// CPUs that share no cache by a cross-core round trip above 200 ns. Then
-// 256 KiB calls took 1.22 to 1.42 s, 1 MiB calls 1.60 to 1.80 s and 64 KiB
-// calls 1.42 to 1.49 s, over two or three runs each.
-const spliceMax = 256 << 10
-
 // errNoSeek makes archive/tar skip content by reading it.
 var errNoSeek = errors.New("nothing spliced to skip")
 
@@ -121,7 +109,7 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 			}
 			continue
 		}
-		n, err := unix.Splice(s.pipe, nil, fd, nil, int(min(size-done, spliceMax)),
+		n, err := unix.Splice(s.pipe, nil, fd, nil, int(min(size-done, writeMax)),
 			unix.SPLICE_F_MOVE)
 		switch {
 		case err == unix.EINTR:
