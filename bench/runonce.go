@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -124,7 +125,11 @@ func runSubprocess(ctx context.Context, req applyRequest) (applyResult, error) {
 		Unshareflags: syscall.CLONE_NEWNS,
 		Pdeathsig:    syscall.SIGKILL,
 	}
+	// Pdeathsig follows the forking thread, and pin ends threads, so the
+	// run keeps its thread until the subprocess is reaped.
+	runtime.LockOSThread()
 	runErr := cmd.Run()
+	runtime.UnlockOSThread()
 
 	var res applyResult
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {

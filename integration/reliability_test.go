@@ -52,7 +52,7 @@ type relDaemon struct {
 	log        string
 
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // relNewDaemon starts the applier daemon on socket with the configuration
@@ -93,14 +93,11 @@ func (d *relDaemon) start(t *testing.T) {
 	d.cmd.Stdout = logFile
 	d.cmd.Stderr = logFile
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
+	done, err := harness.StartKeepingThread(d.cmd)
+	if err != nil {
 		t.Fatalf("failed to start %s: %v", d.binary, err)
 	}
-	d.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		cmd.Wait()
-		close(done)
-	}(d.cmd, d.done)
+	d.done = done
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -43,7 +43,7 @@ type Containerd struct {
 
 	tools Tools
 	cmd   *exec.Cmd
-	done  chan struct{}
+	done  <-chan struct{}
 }
 
 // StartContainerd starts a containerd for cfg and waits until its socket
@@ -65,7 +65,6 @@ func StartContainerd(ctx context.Context, tb TB, cfg Config) (*Containerd, error
 		ProxySocket: filepath.Join(dir, "applier.sock"),
 		Log:         filepath.Join(dir, "containerd.log"),
 		tools:       cfg.Tools,
-		done:        make(chan struct{}),
 	}
 	if cfg.Mode != Proxy {
 		c.ProxySocket = ""
@@ -90,14 +89,12 @@ func StartContainerd(ctx context.Context, tb TB, cfg Config) (*Containerd, error
 	c.cmd.Stdout = logFile
 	c.cmd.Stderr = logFile
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	done, err := StartKeepingThread(c.cmd)
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("failed to start %s: %w", cfg.Binary, err)
 	}
-	go func() {
-		c.cmd.Wait()
-		close(c.done)
-	}()
+	c.done = done
 	tb.Cleanup(func() { c.stop(tb) })
 
 	if err := waitSocket(ctx, c.Socket, c.done, 60*time.Second); err != nil {

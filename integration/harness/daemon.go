@@ -21,7 +21,7 @@ type Daemon struct {
 	Log string
 
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // StartDaemon starts the applier daemon binary on c.ProxySocket, reading
@@ -34,7 +34,6 @@ func StartDaemon(ctx context.Context, tb TB, binary string, c *Containerd) (*Dae
 	d := &Daemon{
 		Socket: c.ProxySocket,
 		Log:    filepath.Join(c.Dir, "applier.log"),
-		done:   make(chan struct{}),
 	}
 	logFile, err := os.Create(d.Log)
 	if err != nil {
@@ -50,13 +49,11 @@ func StartDaemon(ctx context.Context, tb TB, binary string, c *Containerd) (*Dae
 	d.cmd.Stdout = logFile
 	d.cmd.Stderr = logFile
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
+	done, err := StartKeepingThread(d.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("failed to start %s: %w", binary, err)
 	}
-	go func() {
-		d.cmd.Wait()
-		close(d.done)
-	}()
+	d.done = done
 	tb.Cleanup(func() { stopProcess(d.cmd.Process, d.done) })
 
 	if err := waitSocket(ctx, d.Socket, d.done, 30*time.Second); err != nil {

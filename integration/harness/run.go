@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -46,4 +47,30 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// StartKeepingThread starts cmd, whose SysProcAttr may set Pdeathsig, and
+// returns a channel that is closed once cmd has exited and been waited for.
+// The kernel sends Pdeathsig when the thread that forked the process ends,
+// not when the Go process does, and Go ends a thread whenever a goroutine
+// exits while locked to it, as the benchmark's CPU pinning does. So cmd is
+// started and waited for by a goroutine that keeps its thread meanwhile.
+func StartKeepingThread(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
 }
