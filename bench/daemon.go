@@ -59,7 +59,7 @@ const removalTimeout = 10 * time.Minute
 // runs, after Remove returns. Deleting the 600,000 files of one small-files
 // case then overlapped the next case: the first runs of both sides took six
 // to eight times as long as the later ones.
-func (b *daemonBench) waitRemovals() error {
+func (b *daemonBench) waitRemovals(ctx context.Context) error {
 	deadline := time.Now().Add(removalTimeout)
 	for _, side := range b.sides {
 		for {
@@ -75,7 +75,12 @@ func (b *daemonBench) waitRemovals() error {
 					len(entries)-side.lowerSnapshots-side.active, side.snapshots,
 					removalTimeout)
 			}
-			time.Sleep(time.Second)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("stopped waiting for removed snapshots in %s: %w",
+					side.snapshots, ctx.Err())
+			case <-time.After(time.Second):
+			}
 		}
 	}
 	return nil

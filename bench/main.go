@@ -184,10 +184,13 @@ func measureAll(ctx context.Context, rn runner, inputs []input, cfg config,
 		if len(kept) == 0 {
 			return
 		}
-		removeAll(rn, kept)
+		removeAll(ctx, rn, kept)
 		if settle > 0 {
 			fmt.Fprintf(os.Stderr, "removed the targets, waiting %s\n", settle)
-			time.Sleep(settle)
+			select {
+			case <-ctx.Done():
+			case <-time.After(settle):
+			}
 		}
 	}()
 	for _, in := range inputs {

@@ -28,9 +28,9 @@ type runner interface {
 }
 
 // removalWaiter is a runner whose target removals finish after the removal
-// functions return. waitRemovals waits for them.
+// functions return. waitRemovals waits for them, or until ctx is done.
 type removalWaiter interface {
-	waitRemovals() error
+	waitRemovals(ctx context.Context) error
 }
 
 // measure applies in to fresh targets of kind: one warm-up of each applier,
@@ -58,7 +58,7 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 			kept = removals
 			return
 		}
-		removeAll(rn, removals)
+		removeAll(ctx, rn, removals)
 	}()
 	for i := -1; i < runs; i++ {
 		// The warm-up pair, i == -1, needs no round trip.
@@ -101,12 +101,12 @@ func measure(ctx context.Context, rn runner, in input, kind string,
 
 // removeAll runs removals, waits for the runner's removals to finish and
 // writes back every file system.
-func removeAll(rn runner, removals []func()) {
+func removeAll(ctx context.Context, rn runner, removals []func()) {
 	for _, remove := range removals {
 		remove()
 	}
 	if w, ok := rn.(removalWaiter); ok {
-		if err := w.waitRemovals(); err != nil {
+		if err := w.waitRemovals(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		}
 	}
