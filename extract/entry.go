@@ -174,6 +174,9 @@ func (w fdWriter) writeAll(p []byte) error {
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
 		p = p[n:]
 	}
 	return nil

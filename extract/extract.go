@@ -82,18 +82,10 @@ const (
 // virtual machines report free memory to their host (virtio-balloon free
 // page reporting), and the host takes it back. There, large free blocks are
 // more often memory the host has to back again on the first write. That is
-// the likely reason for the numbers below, not a proven one. The walking
-// differ writes 32 KiB at a time.
-//
-// On the benchmark's machine, after the small-files input, 256 KiB calls
-// made the child's copy into the page cache take 122 to 582 perf samples
-// (499 Hz) per apply of the large-files input, against 64 to 107 for the
-// walking differ's copy, and those applies took 1.33 to 2.16 s. Bench-like
-// runs then alternated builds after eight applies of the small-files input:
-// 128 KiB took 1.02 to 1.31 s (median 1.07, 13 runs), 256 KiB 0.99 to
-// 2.27 s (median 1.10, 13 runs), 64 KiB 1.14 to 1.22 s and 32 KiB 1.14 to
-// 1.45 s (5 runs each). Without the small-files applies, 128 KiB and
-// 256 KiB both had a median of 1.03 s (5 runs each).
+// the likely reason, not a proven one, for what the benchmark showed: with
+// 256 KiB calls the child's copy into the page cache was 2 to 5 times
+// slower in some runs of the large-files input (docs/benchmark.md has the
+// runs). The walking differ writes 32 KiB at a time.
 const writeMax = 128 << 10
 
 // Apply reads the tar stream r and applies it to opts.Root. It must run in a
