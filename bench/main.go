@@ -174,8 +174,8 @@ func run(ctx context.Context, cfg config) error {
 
 // measureAll measures every input on every target kind with rn. It removes
 // the targets that measure kept once every case is done. When settle is not
-// zero, it then waits that long, so that a later phase's timed runs do not
-// meet the removed inodes.
+// zero, it then waits that long or until ctx is done, so that a later
+// phase's timed runs do not meet the removed inodes.
 func measureAll(ctx context.Context, rn runner, inputs []input, cfg config,
 	settle time.Duration) ([]summary, error) {
 	var rows []summary

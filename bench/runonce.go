@@ -125,8 +125,8 @@ func runSubprocess(ctx context.Context, req applyRequest) (applyResult, error) {
 		Unshareflags: syscall.CLONE_NEWNS,
 		Pdeathsig:    syscall.SIGKILL,
 	}
-	// Pdeathsig follows the forking thread, and pin ends threads, so the
-	// run keeps its thread until the subprocess is reaped.
+	// Pdeathsig follows the forking thread (see harness.StartKeepingThread),
+	// and pin ends threads, so this keeps its thread until the run is reaped.
 	runtime.LockOSThread()
 	runErr := cmd.Run()
 	runtime.UnlockOSThread()

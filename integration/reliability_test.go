@@ -99,22 +99,8 @@ func (d *relDaemon) start(t *testing.T) {
 	}
 	d.done = done
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.Dial("unix", d.socket)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("applier daemon exited at start:\n%s", harness.Tail(d.log))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("applier daemon did not listen on %s within 30s:\n%s",
-				d.socket, harness.Tail(d.log))
-		}
+	if err := harness.WaitSocket(context.Background(), d.socket, d.done, 30*time.Second); err != nil {
+		t.Fatalf("applier daemon did not listen on %s: %v\n%s", d.socket, err, harness.Tail(d.log))
 	}
 }
 
@@ -131,20 +117,7 @@ func (d *relDaemon) kill(t *testing.T) {
 
 // stop sends SIGTERM to the daemon, and SIGKILL if it has not exited
 // within ten seconds.
-func (d *relDaemon) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-}
+func (d *relDaemon) stop() { harness.StopProcess(d.cmd.Process, d.done) }
 
 // relChildrenOf returns the PIDs of the live processes whose parent is
 // parent. Zombies are left out: they have exited and only wait to be reaped.

@@ -97,7 +97,7 @@ func StartContainerd(ctx context.Context, tb TB, cfg Config) (*Containerd, error
 	c.done = done
 	tb.Cleanup(func() { c.stop(tb) })
 
-	if err := waitSocket(ctx, c.Socket, c.done, 60*time.Second); err != nil {
+	if err := WaitSocket(ctx, c.Socket, c.done, 60*time.Second); err != nil {
 		return nil, fmt.Errorf("containerd (%s) did not start: %w\n%s", c.Mode, err, Tail(c.Log))
 	}
 	tb.Logf("containerd (%s) running in %s, pid %d", c.Mode, dir, c.cmd.Process.Pid)
@@ -106,7 +106,7 @@ func StartContainerd(ctx context.Context, tb TB, cfg Config) (*Containerd, error
 
 // stop ends the containerd by PID: SIGTERM, then SIGKILL after ten seconds.
 func (c *Containerd) stop(tb TB) {
-	stopProcess(c.cmd.Process, c.done)
+	StopProcess(c.cmd.Process, c.done)
 	if err := unmountUnder(c.Root); err != nil {
 		tb.Logf("keeping %s: %v", c.Dir, err)
 		return
@@ -116,9 +116,9 @@ func (c *Containerd) stop(tb TB) {
 	}
 }
 
-// stopProcess sends SIGTERM to p, and SIGKILL if it has not exited (done is
+// StopProcess sends SIGTERM to p, and SIGKILL if it has not exited (done is
 // closed) within ten seconds.
-func stopProcess(p *os.Process, done <-chan struct{}) {
+func StopProcess(p *os.Process, done <-chan struct{}) {
 	select {
 	case <-done:
 		return
@@ -133,9 +133,9 @@ func stopProcess(p *os.Process, done <-chan struct{}) {
 	}
 }
 
-// waitSocket waits until a connection to the unix socket path succeeds,
+// WaitSocket waits until a connection to the unix socket path succeeds,
 // exited is closed or timeout passes.
-func waitSocket(ctx context.Context, path string, exited <-chan struct{},
+func WaitSocket(ctx context.Context, path string, exited <-chan struct{},
 	timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {

@@ -54,9 +54,9 @@ func StartDaemon(ctx context.Context, tb TB, binary string, c *Containerd) (*Dae
 		return nil, fmt.Errorf("failed to start %s: %w", binary, err)
 	}
 	d.done = done
-	tb.Cleanup(func() { stopProcess(d.cmd.Process, d.done) })
+	tb.Cleanup(func() { StopProcess(d.cmd.Process, d.done) })
 
-	if err := waitSocket(ctx, d.Socket, d.done, 30*time.Second); err != nil {
+	if err := WaitSocket(ctx, d.Socket, d.done, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("applier daemon did not start: %w\n%s", err, Tail(d.Log))
 	}
 	tb.Logf("applier daemon running on %s, pid %d", d.Socket, d.cmd.Process.Pid)

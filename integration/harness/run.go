@@ -52,9 +52,9 @@ func lastLines(s string, n int) string {
 // StartKeepingThread starts cmd, whose SysProcAttr may set Pdeathsig, and
 // returns a channel that is closed once cmd has exited and been waited for.
 // The kernel sends Pdeathsig when the thread that forked the process ends,
-// not when the Go process does, and Go ends a thread whenever a goroutine
-// exits while locked to it, as the benchmark's CPU pinning does. So cmd is
-// started and waited for by a goroutine that keeps its thread meanwhile.
+// not when the Go process does. Go ends any thread but the main one when a
+// goroutine exits while locked to it, as the benchmark's CPU pinning does.
+// So cmd is started and waited for by a goroutine that keeps its thread.
 func StartKeepingThread(cmd *exec.Cmd) (<-chan struct{}, error) {
 	started := make(chan error, 1)
 	done := make(chan struct{})

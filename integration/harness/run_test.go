@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"syscall"
@@ -17,6 +19,7 @@ func TestStartKeepingThreadCallerThreadEnds(t *testing.T) {
 	type started struct {
 		done <-chan struct{}
 		err  error
+		tid  int
 	}
 	result := make(chan started)
 	go func() {
@@ -29,7 +32,7 @@ func TestStartKeepingThreadCallerThreadEnds(t *testing.T) {
 			runtime.LockOSThread()
 		}
 		done, err := StartKeepingThread(cmd)
-		result <- started{done, err}
+		result <- started{done, err, syscall.Gettid()}
 	}()
 	res := <-result
 	if res.err != nil {
@@ -40,10 +43,23 @@ func TestStartKeepingThreadCallerThreadEnds(t *testing.T) {
 		<-res.done
 	})
 
+	task := fmt.Sprintf("/proc/self/task/%d", res.tid)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(task); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d of the caller did not end", res.tid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The kernel sends Pdeathsig as the thread exits, so a process that
+	// was to die has died or is dying by now.
 	select {
 	case <-res.done:
 		t.Fatalf("process exited when the caller's thread ended: %v", cmd.ProcessState)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 
