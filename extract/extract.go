@@ -78,15 +78,15 @@ const (
 
 // writeMax is the most one write(2) or splice(2) puts into a file. The
 // kernel sizes a file's page cache folios by the length of each write, so
-// this caps them at 128 KiB. Larger folios need larger free blocks. Some
-// virtual machines report free memory to their host (virtio-balloon free
-// page reporting), and the host takes it back. There, large free blocks are
-// more often memory the host has to back again on the first write. That is
-// the likely reason, not a proven one, for what the benchmark showed: with
-// 256 KiB calls the child's copy into the page cache was 2 to 5 times
-// slower in some runs of the large-files input (docs/benchmark.md has the
-// runs). The walking differ writes 32 KiB at a time.
-const writeMax = 128 << 10
+// this caps them at 32 KiB, the size the walking differ writes. Larger
+// folios need larger free blocks. Some virtual machines report free memory
+// to their host (virtio-balloon free page reporting), and the host takes it
+// back. There, large free blocks are more often memory the host has to back
+// again on the first write. On the benchmark's machine, 128 KiB and 256 KiB
+// calls made the child's copy into the page cache 5 to 10 times slower in
+// some runs of the large-files input, so that one apply took up to 3 s
+// instead of 1 s. docs/benchmark.md has the runs and profiles.
+const writeMax = 32 << 10
 
 // Apply reads the tar stream r and applies it to opts.Root. It must run in a
 // process whose root is the target, with Root "/", because names, symlinks
