@@ -83,8 +83,8 @@ const (
 // to their host (virtio-balloon free page reporting), and the host takes it
 // back. There, large free blocks are more often memory the host has to back
 // again on the first write. On the benchmark's machine, 128 KiB and 256 KiB
-// calls made the child's copy into the page cache 5 to 10 times slower in
-// some runs of the large-files input, so that one apply took up to 3 s
+// calls made the child's copy into the page cache up to 9 times slower in
+// some runs of the large-files input. One apply then took up to 3 s
 // instead of 1 s. docs/benchmark.md has the runs and profiles.
 const writeMax = 32 << 10
 
