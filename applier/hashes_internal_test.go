@@ -32,7 +32,8 @@ func TestLayerHashesPairs(t *testing.T) {
 		h.hashTar(sameGoroutine)
 		sent := h.sentTar()
 		if paired := sameGoroutine && sha256pair.Accelerated(); paired != (sent == nil) {
-			t.Errorf("same goroutine %v: tar hashed in pairs is %v, want %v", sameGoroutine, !paired, paired)
+			t.Errorf("same goroutine %v: tar hashed in pairs is %v, want %v",
+				sameGoroutine, !paired, paired)
 		}
 		buffers := [][]byte{make([]byte, 64<<10), make([]byte, 64<<10), make([]byte, 64<<10)}
 		next := 0
@@ -64,7 +65,8 @@ func TestLayerHashesPairs(t *testing.T) {
 		h.blobRead(blobLeft)
 		h.finish()
 
-		if got, want := digest.NewDigest(digest.SHA256, h.blob), digest.FromBytes(blob); got != want {
+		got, want := digest.NewDigest(digest.SHA256, h.blob), digest.FromBytes(blob)
+		if got != want {
 			t.Errorf("same goroutine %v: blob digest is %s, want %s", sameGoroutine, got, want)
 		}
 		if got, want := digest.NewDigest(digest.SHA256, h.tar), digest.FromBytes(tar); got != want {

@@ -99,7 +99,8 @@ func (d *relDaemon) start(t *testing.T) {
 	}
 	d.done = done
 
-	if err := harness.WaitSocket(context.Background(), d.socket, d.done, 30*time.Second); err != nil {
+	err = harness.WaitSocket(context.Background(), d.socket, d.done, 30*time.Second)
+	if err != nil {
 		t.Fatalf("applier daemon did not listen on %s: %v\n%s", d.socket, err, harness.Tail(d.log))
 	}
 }

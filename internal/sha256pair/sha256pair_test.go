@@ -89,10 +89,12 @@ func checkPairs(t *testing.T, seed uint64) {
 		pa, pb = pa[na:], pb[nb:]
 	}
 	if got := a.Sum(nil); !bytes.Equal(got, wantFirst[:]) {
-		t.Errorf("seed %d: first digest of %d bytes is %x, want %x", seed, len(first), got, wantFirst)
+		t.Errorf("seed %d: first digest of %d bytes is %x, want %x",
+			seed, len(first), got, wantFirst)
 	}
 	if got := b.Sum(nil); !bytes.Equal(got, wantSecond[:]) {
-		t.Errorf("seed %d: second digest of %d bytes is %x, want %x", seed, len(second), got, wantSecond)
+		t.Errorf("seed %d: second digest of %d bytes is %x, want %x",
+			seed, len(second), got, wantSecond)
 	}
 }
 
