@@ -33,11 +33,11 @@ const (
 	// can decompress ahead while the child writes.
 	pipeSize = 1 << 20
 	// stageBufferSize and stageBuffers are the size and number of the
-	// buffers of each pipeline stage. A pipe of pipeSize holds back at most
-	// one buffer besides the one being written, which leaves two for the
-	// stage.
+	// buffers of each pipeline stage. A pipe of pipeSize and the child's
+	// staging pipe of child.SpliceBatch bytes keep at most two buffers
+	// besides the one being written, which leaves two for the stage.
 	stageBufferSize = 1 << 20
-	stageBuffers    = 4
+	stageBuffers    = 5
 	// waitDelay bounds how long the parent waits for the child's output
 	// after the child has exited or been killed.
 	waitDelay = 5 * time.Second
@@ -202,7 +202,7 @@ type tarStream struct {
 func (t *tarStream) send(s *stage, w *os.File) error {
 	// Leaving the stage two buffers lets it fill one while the other waits.
 	size := int64(s.size)
-	pipe, err := newTarPipe(w, s.give, size, size*int64(cap(s.free)-2))
+	pipe, err := newTarPipe(w, s.give, size, child.SpliceBatch, size*int64(cap(s.free)-2))
 	if err != nil {
 		t.err = err
 		return err

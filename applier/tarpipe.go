@@ -15,10 +15,14 @@ import (
 // instead of copying them, which saves the parent a copy of the whole tar
 // and the kernel a page allocation per 4 KiB written. The pipe then refers to
 // the buffer's memory until the child has read or spliced those bytes, so a
-// buffer goes back to the stage only when no byte of it can still be in the
-// pipe: when at least the pipe's capacity has been written after its last
-// byte. Each slot of a pipe holds at most one page, so a pipe of capacity C
-// never holds bytes written more than C bytes ago.
+// buffer goes back to the stage only when no byte of it can still be
+// referred to: when at least reach bytes have been written after its last
+// byte. Each slot of a pipe contains at most one page, so a pipe of
+// capacity C never contains bytes written more than C bytes ago. The child
+// moves large file contents from the pipe into a staging pipe of its own,
+// at most child.SpliceBatch bytes at a time, and empties the staging pipe
+// into the file before it takes more from the pipe. reach is therefore C
+// plus child.SpliceBatch.
 //
 // The buffers must not be Go heap memory, because the pipe may outlive the
 // apply when the child is killed: see mapBuffer. Where vmsplice fails as
@@ -28,8 +32,9 @@ type tarPipe struct {
 	conn syscall.RawConn
 	// give returns a buffer to the stage.
 	give func([]byte)
-	// reach is the pipe's capacity in bytes: how far behind the end of
-	// what was written the pipe may still refer to a byte.
+	// reach is the pipe's capacity in bytes plus what the reader may keep
+	// in a pipe of its own: how far behind the end of what was written a
+	// byte may still be referred to.
 	reach   int64
 	written int64
 	// pending are the buffers the pipe may still refer to, oldest first.
@@ -48,14 +53,17 @@ type pendingBuffer struct {
 }
 
 // newTarPipe returns a tarPipe writing to w, the write end of a pipe, for
-// buffers of bufferSize bytes that go back through give. It reads the pipe's
-// capacity from the kernel. The pending buffers hold less than that capacity
-// plus one buffer, and when that could exceed maxHeld bytes, tarPipe copies
-// instead, so that the stage is never left waiting for a buffer the pipe
-// holds. w must stay in non-blocking mode: a full pipe then parks the
-// goroutine in Go's poller rather than holding a processor in a blocked
-// system call.
-func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarPipe, error) {
+// buffers of bufferSize bytes that go back through give. readerStaged is
+// the max number of bytes the reader keeps in a staging pipe of its own
+// after taking them from this pipe. newTarPipe reads the pipe's capacity
+// from the kernel. The pending buffers contain less than that capacity plus
+// readerStaged plus one buffer, and when that could exceed maxHeld bytes,
+// tarPipe copies instead, so that the stage is never left waiting for a
+// buffer the pipe holds. w must stay in non-blocking mode: a full pipe then
+// parks the goroutine in Go's poller rather than holding a processor in a
+// blocked system call.
+func newTarPipe(w *os.File, give func([]byte), bufferSize, readerStaged, maxHeld int64) (*tarPipe,
+	error) {
 	conn, err := w.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -71,7 +79,7 @@ func newTarPipe(w *os.File, give func([]byte), bufferSize, maxHeld int64) (*tarP
 	if sizeErr != nil {
 		return nil, fmt.Errorf("failed to read pipe size: %w", sizeErr)
 	}
-	t.reach = int64(size)
+	t.reach = int64(size) + readerStaged
 	if t.reach+bufferSize > maxHeld {
 		t.copying = true
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chroot-applier/containerd-chroot-applier/internal/child"
 )
 
 // streamByte is the byte at offset off of the test stream. 251 is prime, so
@@ -23,7 +25,7 @@ func streamByte(off int64) byte { return byte(off % 251) }
 func TestTarPipeBufferReuse(t *testing.T) {
 	const (
 		bufferSize = 64 << 10
-		buffers    = 4
+		buffers    = 5
 		total      = 24 << 20
 	)
 	for _, tc := range []struct {
@@ -31,6 +33,10 @@ func TestTarPipeBufferReuse(t *testing.T) {
 		pipeSize int
 		copying  bool
 		splice   bool
+		// batch, when not zero, makes the reader move up to that many
+		// bytes at a time into a staging pipe before it splices them
+		// into a file, as the child does.
+		batch int
 		// unsupportedAfter, when not zero, makes vmsplice move at most
 		// 8 KiB a call and fail as unsupported after that many calls, so
 		// that the fallback to copying starts inside a buffer.
@@ -38,6 +44,8 @@ func TestTarPipeBufferReuse(t *testing.T) {
 	}{
 		{name: "vmsplice, reader reads", pipeSize: bufferSize},
 		{name: "vmsplice, reader splices into a file", pipeSize: bufferSize, splice: true},
+		{name: "vmsplice, reader stages in a pipe of its own", pipeSize: bufferSize,
+			batch: bufferSize},
 		{name: "vmsplice, pipe smaller than a buffer", pipeSize: 16 << 10},
 		{name: "copy", pipeSize: bufferSize, copying: true},
 		{name: "vmsplice unsupported inside a buffer", pipeSize: bufferSize,
@@ -66,7 +74,8 @@ func TestTarPipeBufferReuse(t *testing.T) {
 				free = append(free, buf)
 			}
 			give := func(buf []byte) { free = append(free, buf[:cap(buf)]) }
-			pipe, err := newTarPipe(w, give, bufferSize, bufferSize*(buffers-2))
+			pipe, err := newTarPipe(w, give, bufferSize, int64(tc.batch),
+				bufferSize*(buffers-2))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,9 +101,12 @@ func TestTarPipeBufferReuse(t *testing.T) {
 			dir := t.TempDir()
 			go func() {
 				var err error
-				if tc.splice {
+				switch {
+				case tc.batch > 0:
+					err = stageAndCheck(r, dir, total, tc.batch)
+				case tc.splice:
 					err = spliceAndCheck(r, dir, total)
-				} else {
+				default:
 					err = readAndCheck(r, total)
 				}
 				if err != nil {
@@ -127,6 +139,36 @@ func TestTarPipeBufferReuse(t *testing.T) {
 	}
 }
 
+// TestStageBuffersAllowVmsplice checks that the stage has buffers enough
+// for what the tar pipe and the child's staging pipe may keep, so that an
+// apply passes its buffers with vmsplice rather than copying them.
+func TestStageBuffersAllowVmsplice(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	conn, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizeErr error
+	conn.Control(func(fd uintptr) { _, sizeErr = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	if sizeErr != nil {
+		t.Skipf("pipe of %d bytes not allowed: %v", pipeSize, sizeErr)
+	}
+	pipe, err := newTarPipe(w, func([]byte) {}, stageBufferSize, child.SpliceBatch,
+		stageBufferSize*(stageBuffers-2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pipe.copying {
+		t.Errorf("tar pipe copies: %d bytes of reach and a buffer of %d exceed %d buffers",
+			pipe.reach, stageBufferSize, stageBuffers-2)
+	}
+}
+
 // readAndCheck reads n bytes from r in small, slow reads and checks them.
 func readAndCheck(r io.Reader, n int64) error {
 	buf := make([]byte, 3000)
@@ -153,6 +195,79 @@ func readAndCheck(r io.Reader, n int64) error {
 // spliceAndCheck splices n bytes from r into a file in dir, as the child
 // does with large file contents, and checks the file.
 func spliceAndCheck(r *os.File, dir string, n int64) error {
+	return spliceAndCheckVia(r, dir, n, func(in, out int, max int64) (int64, error) {
+		return unix.Splice(in, nil, out, nil, int(min(max, 100000)), unix.SPLICE_F_MOVE)
+	})
+}
+
+// stageAndCheck moves at most batch bytes at a time from r into a staging
+// pipe and splices them from there into a file in dir in small calls, as
+// the child does with large file contents, and checks the file. Before
+// every third move it reads a few bytes with read(2), as the child reads a
+// tar header, so that moves start inside a pipe slot and split it.
+func stageAndCheck(r *os.File, dir string, n int64, batch int) error {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, batch); err != nil {
+		return err
+	}
+	moves := 0
+	header := make([]byte, 1000)
+	return spliceAndCheckVia(r, dir, n, func(in, out int, max int64) (int64, error) {
+		moves++
+		if moves%3 == 0 {
+			m, err := unix.Read(in, header[:min(max, int64(len(header)))])
+			if err != nil || m == 0 {
+				return int64(m), err
+			}
+			return int64(m), writeFull(out, header[:m])
+		}
+		staged, err := unix.Splice(in, nil, fds[1], nil, int(min(max, int64(batch))), 0)
+		if err != nil || staged == 0 {
+			return staged, err
+		}
+		// Keeping the bytes in the staging pipe a while gives the writer
+		// time to refill a buffer given back too early.
+		time.Sleep(50 * time.Microsecond)
+		for done := int64(0); done < staged; {
+			m, err := unix.Splice(fds[0], nil, out, nil, int(min(staged-done, 3000)),
+				unix.SPLICE_F_MOVE)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return done, err
+			}
+			done += m
+		}
+		return staged, nil
+	})
+}
+
+// writeFull writes all of p to the descriptor fd.
+func writeFull(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// spliceAndCheckVia moves n bytes from r into a file in dir with move, which
+// moves at most max bytes from the descriptor in to out, and checks the
+// file.
+func spliceAndCheckVia(r *os.File, dir string, n int64,
+	move func(in, out int, max int64) (int64, error)) error {
 	f, err := os.Create(filepath.Join(dir, "spliced"))
 	if err != nil {
 		return err
@@ -162,7 +277,7 @@ func spliceAndCheck(r *os.File, dir string, n int64) error {
 	in, out := int(r.Fd()), int(f.Fd())
 	var off int64
 	for off < n {
-		m, err := unix.Splice(in, nil, out, nil, int(min(n-off, 100000)), unix.SPLICE_F_MOVE)
+		m, err := move(in, out, n-off)
 		if err == unix.EINTR {
 			continue
 		}

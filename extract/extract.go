@@ -40,6 +40,17 @@ type Options struct {
 	// Warn, if set, is called for every entry that is skipped or changed,
 	// with the entry name and the reason.
 	Warn func(entry, reason string)
+	// SpliceBatch, when the stream is a pipe, is the max number of bytes
+	// that Apply moves from it at a time into a staging pipe of its own,
+	// on the way to a file. Apply empties the staging pipe into the file
+	// before it takes more from the stream, so it never keeps more than
+	// SpliceBatch bytes there. Each move takes what the stream's pipe
+	// contains and wakes the stream's writer once, where splicing straight
+	// into the file would wake it for every writeMax bytes. A writer that
+	// passes its memory to the stream's pipe with vmsplice(2) must count
+	// these bytes as still in that pipe. Zero splices straight from the
+	// stream.
+	SpliceBatch int
 }
 
 // Stats describes an applied layer.
@@ -144,7 +155,8 @@ func Apply(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 
 // apply is Apply on the state a, which tests inspect afterwards.
 func (a *applier) apply(ctx context.Context, r io.Reader) (Stats, error) {
-	a.src = newSource(r)
+	a.src = newSource(r, a.opts.SpliceBatch)
+	defer a.src.close()
 	tr := tar.NewReader(a.src)
 	var stats Stats
 	last := ""

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -27,16 +28,24 @@ var errNoSeek = errors.New("nothing spliced to skip")
 // whose seek to the current position succeeds.
 type source struct {
 	br *bufio.Reader
-	// pipe is the descriptor of the pipe br reads, or -1.
+	// pipe is the descriptor of the pipe br reads, or -1. It is also set
+	// to -1 once the target's file system rejects splice.
 	pipe int
+	// staging is a pipe of this process's own through which spliced
+	// contents pass, at most batch bytes at a time, once stagingOpen is
+	// set (see Options.SpliceBatch). batch is 0 when contents go straight
+	// from pipe to their file.
+	staging     [2]int
+	batch       int
+	stagingOpen bool
 	// skip is the number of bytes splice consumed that the tar reader has
 	// still to skip, and pos the position the tar reader has reached.
 	skip int64
 	pos  int64
 }
 
-func newSource(r io.Reader) *source {
-	s := &source{br: bufio.NewReaderSize(r, readBufferSize), pipe: -1}
+func newSource(r io.Reader, batch int) *source {
+	s := &source{br: bufio.NewReaderSize(r, readBufferSize), pipe: -1, batch: batch}
 	if f, ok := r.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
 			// Fd leaves the descriptor in blocking mode, as splice needs.
@@ -109,10 +118,16 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 			}
 			continue
 		}
-		n, err := unix.Splice(s.pipe, nil, fd, nil, int(min(size-done, writeMax)),
-			unix.SPLICE_F_MOVE)
+		if s.batch > 0 && s.openStaging() {
+			n, readErr, writeErr := s.spliceStaged(fd, min(size-done, int64(s.batch)), buf)
+			done += n
+			if readErr != nil || writeErr != nil {
+				return readErr, writeErr
+			}
+			continue
+		}
+		n, err := spliceOut(s.pipe, fd, size-done)
 		switch {
-		case err == unix.EINTR:
 		case err == unix.EINVAL:
 			s.pipe = -1
 		case err != nil:
@@ -125,4 +140,102 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 	}
 	s.skip += size
 	return nil, nil
+}
+
+// spliceOut splices up to min(max, writeMax) bytes from the pipe in into fd,
+// retrying on EINTR.
+func spliceOut(in, fd int, max int64) (int64, error) {
+	for {
+		n, err := unix.Splice(in, nil, fd, nil, int(min(max, writeMax)), unix.SPLICE_F_MOVE)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// openStaging creates the staging pipe on first use and reports whether
+// there is one. Without it, contents are spliced straight from the stream.
+// The pipe is asked for a capacity of batch bytes. Where the kernel gives
+// it less, moves into it are only smaller.
+func (s *source) openStaging() bool {
+	if s.stagingOpen {
+		return true
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		s.batch = 0
+		return false
+	}
+	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, s.batch)
+	s.staging, s.stagingOpen = fds, true
+	return true
+}
+
+// spliceStaged moves at most max bytes of the stream into the staging pipe,
+// in one splice(2) that takes what the stream's pipe contains, and then
+// empties the staging pipe into fd. It returns how many bytes reached fd.
+// The staging pipe is always empty when it returns without an error, which
+// the parent's reuse of its buffers depends on (Options.SpliceBatch).
+func (s *source) spliceStaged(fd int, max int64, buf []byte) (done int64, readErr,
+	writeErr error) {
+	var moved int64
+	for {
+		n, err := unix.Splice(s.pipe, nil, s.staging[1], nil, int(max), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// Moving page references between two pipes of this
+			// process fails for local reasons only.
+			return 0, nil, fmt.Errorf("failed to splice stream into staging pipe: %w", err)
+		}
+		if n == 0 {
+			return 0, io.ErrUnexpectedEOF, nil
+		}
+		moved = n
+		break
+	}
+	for done < moved {
+		if s.pipe >= 0 {
+			n, err := spliceOut(s.staging[0], fd, moved-done)
+			switch {
+			case err == unix.EINVAL:
+				s.pipe = -1
+			case err != nil:
+				return done, nil, err
+			case n == 0:
+				return done, nil, io.ErrShortWrite
+			default:
+				done += n
+			}
+			continue
+		}
+		// The file system rejects splice, so the bytes already in the
+		// staging pipe are copied through buf. A failure to read this
+		// process's own pipe is no fault of the layer.
+		n, err := unix.Read(s.staging[0], buf[:min(int64(len(buf)), moved-done)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, nil, fmt.Errorf("failed to read staging pipe: %w", err)
+		}
+		if n == 0 {
+			return done, nil, fmt.Errorf("failed to read staging pipe: %w", io.ErrUnexpectedEOF)
+		}
+		if err := fdWriter(fd).writeAll(buf[:n]); err != nil {
+			return done, nil, err
+		}
+		done += int64(n)
+	}
+	return done, nil, nil
+}
+
+// close closes the staging pipe.
+func (s *source) close() {
+	if s.stagingOpen {
+		unix.Close(s.staging[0])
+		unix.Close(s.staging[1])
+		s.stagingOpen = false
+	}
 }

@@ -11,12 +11,14 @@ import (
 	"testing"
 
 	"github.com/chroot-applier/containerd-chroot-applier/extract"
+	"github.com/chroot-applier/containerd-chroot-applier/internal/child"
 	lt "github.com/chroot-applier/containerd-chroot-applier/internal/layertest"
 )
 
 // applyFromPipe applies data read from a pipe, as the child reads its stdin,
-// so that large contents take the splice path.
-func applyFromPipe(t *testing.T, data []byte, root string) error {
+// so that large contents take the splice path, through a staging pipe when
+// batch is not zero.
+func applyFromPipe(t *testing.T, data []byte, root string, batch int) error {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -27,7 +29,7 @@ func applyFromPipe(t *testing.T, data []byte, root string) error {
 		w.Write(data)
 		w.Close()
 	}()
-	_, err = extract.Apply(context.Background(), r, extract.Options{Root: root})
+	_, err = extract.Apply(context.Background(), r, extract.Options{Root: root, SpliceBatch: batch})
 	return err
 }
 
@@ -40,10 +42,20 @@ func randomContent(seed uint64, n int) string {
 	return string(b)
 }
 
+// batches are the SpliceBatch values the splice tests run with: none, one
+// smaller than a pipe's default capacity and the child's.
+var batches = []int{0, 16 << 10, child.SpliceBatch}
+
 // TestSpliceFromPipe checks contents around and above the splice threshold,
 // mixed with small files, against the same layer applied from memory.
 func TestSpliceFromPipe(t *testing.T) {
 	requireRoot(t)
+	for _, batch := range batches {
+		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) { testSpliceFromPipe(t, batch) })
+	}
+}
+
+func testSpliceFromPipe(t *testing.T, batch int) {
 	sizes := []int{256<<10 - 1, 256 << 10, 256<<10 + 1, 3<<20 + 7, 10, 1<<20 + 511, 0, 5 << 20}
 	var entries []lt.Entry
 	want := map[string]string{}
@@ -56,7 +68,7 @@ func TestSpliceFromPipe(t *testing.T) {
 	data := mustTar(t, entries...)
 
 	fromPipe := t.TempDir()
-	if err := applyFromPipe(t, data, fromPipe); err != nil {
+	if err := applyFromPipe(t, data, fromPipe, batch); err != nil {
 		t.Fatal(err)
 	}
 	fromMemory := t.TempDir()
@@ -87,12 +99,14 @@ func TestSpliceFromPipe(t *testing.T) {
 func TestSpliceTruncated(t *testing.T) {
 	requireRoot(t)
 	data := mustTar(t, lt.File("small", "x"), lt.File("big", randomContent(1, 4<<20)))
-	err := applyFromPipe(t, data[:3<<20], t.TempDir())
-	var entryErr *extract.EntryError
-	if !errors.As(err, &entryErr) || entryErr.Entry != "big" {
-		t.Fatalf("err = %v, want an error naming entry big", err)
-	}
-	if !errors.Is(err, extract.ErrInvalidLayer) {
-		t.Errorf("err = %v, want ErrInvalidLayer", err)
+	for _, batch := range batches {
+		err := applyFromPipe(t, data[:3<<20], t.TempDir(), batch)
+		var entryErr *extract.EntryError
+		if !errors.As(err, &entryErr) || entryErr.Entry != "big" {
+			t.Fatalf("batch %d: err = %v, want an error naming entry big", batch, err)
+		}
+		if !errors.Is(err, extract.ErrInvalidLayer) {
+			t.Errorf("batch %d: err = %v, want ErrInvalidLayer", batch, err)
+		}
 	}
 }

@@ -66,9 +66,10 @@ func runChild() Result {
 		whiteouts = extract.OverlayWhiteouts
 	}
 	stats, err := extract.Apply(context.Background(), os.Stdin, extract.Options{
-		Root:      "/",
-		Whiteouts: whiteouts,
-		Lowers:    lowers,
+		Root:        "/",
+		Whiteouts:   whiteouts,
+		Lowers:      lowers,
+		SpliceBatch: SpliceBatch,
 		Warn: func(entry, reason string) {
 			if len(res.Warnings) < maxWarnings {
 				res.Warnings = append(res.Warnings, Warning{

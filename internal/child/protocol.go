@@ -14,6 +14,12 @@ const Name = "containerd-chroot-applier-child"
 // Descriptors 0 to 2 are the tar stream, the result and the child's log.
 const OptionsFD = 3
 
+// SpliceBatch is the max number of bytes of the tar stream that the child
+// moves at a time from its stdin into a staging pipe on their way to a file
+// (extract.Options.SpliceBatch). The parent, which passes its memory to the
+// stdin pipe with vmsplice(2), counts them as still in that pipe.
+const SpliceBatch = 1 << 20
+
 // Options are the child's options, sent by the parent as JSON on the
 // options pipe. They travel on a pipe rather than in the environment, so
 // they are not visible in /proc/PID/environ and have no size limit.
