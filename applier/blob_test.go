@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -162,16 +163,23 @@ func TestBrokenBlobs(t *testing.T) {
 	badCRC := append([]byte{}, gz...)
 	badCRC[len(badCRC)-8] ^= 0xff
 
+	zst := mustCompress(t, tarData, "zstd")
+
 	cases := []struct {
 		name      string
 		mediaType string
 		blob      []byte
+		// entry, when not empty, is the entry the error must name.
+		entry string
 	}{
-		{"gzip cut in the middle of a file", ocispec.MediaTypeImageLayerGzip, gz[:len(gz)/2]},
-		{"gzip with a corrupted crc", ocispec.MediaTypeImageLayerGzip, badCRC},
-		{"gzip labelled as zstd", ocispec.MediaTypeImageLayerZstd, gz},
+		{"gzip cut in the middle of a file", ocispec.MediaTypeImageLayerGzip, gz[:len(gz)/2],
+			"d/random"},
+		{"zstd cut in the middle of a file", ocispec.MediaTypeImageLayerZstd, zst[:len(zst)/2],
+			"d/random"},
+		{"gzip with a corrupted crc", ocispec.MediaTypeImageLayerGzip, badCRC, ""},
+		{"gzip labelled as zstd", ocispec.MediaTypeImageLayerZstd, gz, ""},
 		{"bytes that are not a tar", ocispec.MediaTypeImageLayer,
-			bytes.Repeat([]byte("not a tar "), 200)},
+			bytes.Repeat([]byte("not a tar "), 200), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,6 +190,12 @@ func TestBrokenBlobs(t *testing.T) {
 			t.Logf("error: %v", err)
 			if !strings.Contains(err.Error(), desc.Digest.String()) {
 				t.Errorf("error %q does not name layer %s", err, desc.Digest)
+			}
+			if tc.entry != "" && !strings.Contains(err.Error(), fmt.Sprintf("entry %q", tc.entry)) {
+				t.Errorf("error %q does not name entry %s", err, tc.entry)
+			}
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("error %q is not invalid argument", err)
 			}
 		})
 	}

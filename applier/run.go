@@ -64,7 +64,7 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		if errdefs.IsNotImplemented(err) {
 			return Result{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
-		return Result{}, streamFailure(desc, blob, "failed to decode", err)
+		return Result{}, streamFailure(desc, blob, "failed to decode", "", err)
 	}
 	// An uncompressed blob is its own tar, so its verified digest is the
 	// diffID and hashing it twice would only cost time.
@@ -107,9 +107,15 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 		return Result{}, fmt.Errorf("apply of layer %s stopped: %w", desc.Digest, ctx.Err())
 	}
 	// A broken blob (a truncated or corrupt stream) makes the child fail
-	// too, with a less useful message, so the read error comes first.
+	// too, with a less useful message, so the read error comes first. The
+	// error names the entry the child was applying when the stream ended.
 	if copyErr != nil && stream.err == nil {
-		return Result{}, streamFailure(desc, blob, "failed to read", copyErr)
+		entry := ""
+		var ce *ChildError
+		if errors.As(waitErr, &ce) {
+			entry = ce.Entry
+		}
+		return Result{}, streamFailure(desc, blob, "failed to read", entry, copyErr)
 	}
 	if waitErr != nil {
 		var ce *ChildError
@@ -149,15 +155,22 @@ func (a *Applier) run(ctx context.Context, desc ocispec.Descriptor, target targe
 }
 
 // streamFailure returns the error of a layer whose stream failed with err,
-// once the stage has stopped. A failure of the provider is not a fault of
-// the layer's content, so it keeps its own kind. Any other failure, such as
-// a corrupt or truncated compressed stream, is invalid content.
-func streamFailure(desc ocispec.Descriptor, blob *countingReader, failed string,
+// once the stage has stopped. entry, when not empty, is the tar entry in
+// which the child met the end of the stream. A failure of the provider is
+// not a fault of the layer's content, so it keeps its own kind. Any other
+// failure, such as a corrupt or truncated compressed stream, is invalid
+// content.
+func streamFailure(desc ocispec.Descriptor, blob *countingReader, failed, entry string,
 	err error) error {
-	if blob.err != nil && blob.err != io.EOF {
-		return fmt.Errorf("failed to read blob of layer %s: %w", desc.Digest, blob.err)
+	where := ""
+	if entry != "" {
+		where = fmt.Sprintf(" in entry %q", entry)
 	}
-	return fmt.Errorf("%s layer %s: %v: %w", failed, desc.Digest, err, errdefs.ErrInvalidArgument)
+	if blob.err != nil && blob.err != io.EOF {
+		return fmt.Errorf("failed to read blob of layer %s%s: %w", desc.Digest, where, blob.err)
+	}
+	return fmt.Errorf("%s layer %s%s: %v: %w", failed, desc.Digest, where, err,
+		errdefs.ErrInvalidArgument)
 }
 
 // layerStream is the decoded tar of a layer, read by the stage into its
