@@ -31,13 +31,12 @@ type source struct {
 	// pipe is the descriptor of the pipe br reads, or -1. It is also set
 	// to -1 once the target's file system rejects splice.
 	pipe int
-	// staging is a pipe of this process's own through which spliced
-	// contents pass, at most batch bytes at a time, once stagingOpen is
-	// set (see Options.SpliceBatch). batch is 0 when contents go straight
-	// from pipe to their file.
-	staging     [2]int
-	batch       int
-	stagingOpen bool
+	// stagingR and stagingW are the ends of a pipe of this process's own
+	// through which spliced contents pass, at most batch bytes at a time
+	// (see Options.SpliceBatch). They are nil until the first splice.
+	// batch is 0 when contents go straight from pipe to their file.
+	stagingR, stagingW *os.File
+	batch              int
 	// skip is the number of bytes splice consumed that the tar reader has
 	// still to skip, and pos the position the tar reader has reached.
 	skip int64
@@ -103,18 +102,14 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 	var done int64
 	for done < size {
 		if s.br.Buffered() > 0 || s.pipe < 0 {
-			n, err := s.br.Read(buf[:min(int64(len(buf)), size-done)])
-			if n > 0 {
-				if err := fdWriter(fd).writeAll(buf[:n]); err != nil {
-					return nil, err
-				}
-				done += int64(n)
+			n := size - done
+			if s.pipe >= 0 {
+				n = min(n, int64(s.br.Buffered()))
 			}
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF, nil
-			}
-			if err != nil {
-				return err, nil
+			copied, readErr, writeErr := copyTo(fd, s.br, n, buf)
+			done += copied
+			if readErr != nil || writeErr != nil {
+				return readErr, writeErr
 			}
 			continue
 		}
@@ -126,7 +121,7 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 			}
 			continue
 		}
-		n, err := spliceOut(s.pipe, fd, size-done)
+		n, err := spliceRetry(s.pipe, fd, min(size-done, writeMax), unix.SPLICE_F_MOVE)
 		switch {
 		case err == unix.EINVAL:
 			s.pipe = -1
@@ -142,15 +137,36 @@ func (s *source) spliceTo(fd int, size int64, buf []byte) (readErr, writeErr err
 	return nil, nil
 }
 
-// spliceOut splices up to min(max, writeMax) bytes from the pipe in into fd,
-// retrying on EINTR.
-func spliceOut(in, fd int, max int64) (int64, error) {
+// spliceRetry splices at most n bytes from the pipe in into out, retrying on
+// EINTR.
+func spliceRetry(in, out int, n int64, flags int) (int64, error) {
 	for {
-		n, err := unix.Splice(in, nil, fd, nil, int(min(max, writeMax)), unix.SPLICE_F_MOVE)
+		moved, err := unix.Splice(in, nil, out, nil, int(n), flags)
 		if err != unix.EINTR {
-			return n, err
+			return moved, err
 		}
 	}
+}
+
+// copyTo copies n bytes from r to fd through buf. readErr is set when r
+// fails or ends before n bytes, writeErr when fd fails.
+func copyTo(fd int, r io.Reader, n int64, buf []byte) (copied int64, readErr, writeErr error) {
+	for copied < n {
+		m, err := r.Read(buf[:min(int64(len(buf)), n-copied)])
+		if m > 0 {
+			if err := fdWriter(fd).writeAll(buf[:m]); err != nil {
+				return copied, nil, err
+			}
+			copied += int64(m)
+		}
+		if err == io.EOF && copied < n {
+			return copied, io.ErrUnexpectedEOF, nil
+		}
+		if err != nil && err != io.EOF {
+			return copied, err, nil
+		}
+	}
+	return copied, nil, nil
 }
 
 // openStaging creates the staging pipe on first use and reports whether
@@ -158,7 +174,7 @@ func spliceOut(in, fd int, max int64) (int64, error) {
 // The pipe is asked for a capacity of batch bytes. Where the kernel gives
 // it less, moves into it are only smaller.
 func (s *source) openStaging() bool {
-	if s.stagingOpen {
+	if s.stagingW != nil {
 		return true
 	}
 	var fds [2]int
@@ -167,7 +183,12 @@ func (s *source) openStaging() bool {
 		return false
 	}
 	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, s.batch)
-	s.staging, s.stagingOpen = fds, true
+	// The descriptors stay in blocking mode, as splice needs. os.NewFile
+	// then keeps them out of Go's poller, so that moving bytes out of the
+	// pipe wakes no thread of this process. The ends of os.Pipe are in
+	// the poller and would wake one for every splice.
+	s.stagingR = os.NewFile(uintptr(fds[0]), "staging pipe")
+	s.stagingW = os.NewFile(uintptr(fds[1]), "staging pipe")
 	return true
 }
 
@@ -178,64 +199,50 @@ func (s *source) openStaging() bool {
 // the parent's reuse of its buffers depends on (Options.SpliceBatch).
 func (s *source) spliceStaged(fd int, max int64, buf []byte) (done int64, readErr,
 	writeErr error) {
-	var moved int64
-	for {
-		n, err := unix.Splice(s.pipe, nil, s.staging[1], nil, int(max), 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			// Moving page references between two pipes of this
-			// process fails for local reasons only.
-			return 0, nil, fmt.Errorf("failed to splice stream into staging pipe: %w", err)
-		}
-		if n == 0 {
-			return 0, io.ErrUnexpectedEOF, nil
-		}
-		moved = n
-		break
+	moved, err := spliceRetry(s.pipe, int(s.stagingW.Fd()), max, 0)
+	if err != nil {
+		// Moving page references between two pipes of this process
+		// fails for local reasons only.
+		return 0, nil, fmt.Errorf("failed to splice stream into staging pipe: %w", err)
 	}
-	for done < moved {
-		if s.pipe >= 0 {
-			n, err := spliceOut(s.staging[0], fd, moved-done)
-			switch {
-			case err == unix.EINVAL:
-				s.pipe = -1
-			case err != nil:
-				return done, nil, err
-			case n == 0:
-				return done, nil, io.ErrShortWrite
-			default:
-				done += n
-			}
-			continue
+	if moved == 0 {
+		return 0, io.ErrUnexpectedEOF, nil
+	}
+	for done < moved && s.pipe >= 0 {
+		n, err := spliceRetry(int(s.stagingR.Fd()), fd, min(moved-done, writeMax),
+			unix.SPLICE_F_MOVE)
+		switch {
+		case err == unix.EINVAL:
+			s.pipe = -1
+		case err != nil:
+			return done, nil, err
+		case n == 0:
+			return done, nil, io.ErrShortWrite
+		default:
+			done += n
 		}
+	}
+	if done < moved {
 		// The file system rejects splice, so the bytes already in the
 		// staging pipe are copied through buf. A failure to read this
 		// process's own pipe is no fault of the layer.
-		n, err := unix.Read(s.staging[0], buf[:min(int64(len(buf)), moved-done)])
-		if err == unix.EINTR {
-			continue
+		copied, readErr, writeErr := copyTo(fd, s.stagingR, moved-done, buf)
+		done += copied
+		if readErr != nil {
+			return done, nil, fmt.Errorf("failed to read staging pipe: %w", readErr)
 		}
-		if err != nil {
-			return done, nil, fmt.Errorf("failed to read staging pipe: %w", err)
+		if writeErr != nil {
+			return done, nil, writeErr
 		}
-		if n == 0 {
-			return done, nil, fmt.Errorf("failed to read staging pipe: %w", io.ErrUnexpectedEOF)
-		}
-		if err := fdWriter(fd).writeAll(buf[:n]); err != nil {
-			return done, nil, err
-		}
-		done += int64(n)
 	}
 	return done, nil, nil
 }
 
 // close closes the staging pipe.
 func (s *source) close() {
-	if s.stagingOpen {
-		unix.Close(s.staging[0])
-		unix.Close(s.staging[1])
-		s.stagingOpen = false
+	if s.stagingW != nil {
+		s.stagingR.Close()
+		s.stagingW.Close()
+		s.stagingR, s.stagingW = nil, nil
 	}
 }
